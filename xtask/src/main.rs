@@ -1,1 +1,75 @@
-fn main() {}
+//! Developer tasks for pipefetch, run as `cargo xtask <task>` (see `.cargo/config.toml`).
+//!
+//! - `ci`      — everything CI checks: formatting, clippy with `-D warnings`, the whole test suite and
+//!   the interop suite. `.ci/run` runs exactly this.
+//! - `interop` — the Python interop suite alone: a venv under `target/interop-venv` with the real
+//!   `huggingface_hub` from PyPI checks that our cache and our server are faithful.
+//! - `demo`    — the main job against the bundled hub-server and a bundled example repo, with bars.
+//! - `bench`   — throughput side by side with curl, huggingface_hub (and aria2c, hf_transfer when
+//!   available), reported as ratios.
+//!
+//! xtask keeps few dependencies on purpose (anyhow, plus our own hub-server for fixtures): it must
+//! build quickly on a fresh clone.
+
+mod bench;
+mod demo;
+mod interop;
+mod util;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "usage: cargo xtask <ci|interop|demo|bench> [options]
+
+  ci                    fmt check, clippy -D warnings, all tests, the interop suite
+  interop [-k EXPR]     the Python interop suite only (pytest -k EXPR to select)
+  demo                  pull the bundled example against a local hub-server, with progress bars
+  bench [--size-mb N]   download throughput vs. curl / huggingface_hub / aria2c / hf_transfer";
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let task = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    match task.as_str() {
+        "ci" => ci(),
+        "interop" => interop::run(&rest),
+        "demo" => demo::run(&rest),
+        "bench" => bench::run(&rest),
+        "" | "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`\n\n{USAGE}"),
+    }
+}
+
+/// The CI gate. Each step prints a header so a failing log says at once which step broke.
+fn ci() -> Result<()> {
+    let started = std::time::Instant::now();
+    util::step("cargo fmt --check", || {
+        util::cargo(&["fmt", "--all", "--", "--check"])
+    })?;
+    util::step("cargo clippy -D warnings", || {
+        util::cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
+    util::step("cargo test", || {
+        util::cargo(&["test", "--workspace", "--locked"])
+    })?;
+    util::step("interop suite", || interop::run(&[]))?;
+    eprintln!("\nxtask ci: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
