@@ -1,1 +1,312 @@
-//! placeholder
+//! Downloads Hugging Face files, snapshots and (next) whole diffusers pipelines into the standard HF
+//! cache: only the files needed, each verified against its hash while it streams, with byte-level
+//! progress, and without a single request for what is already cached at a known commit.
+//!
+//! The crate composes [`hub_client`] (the Hub's HTTP protocol) and [`hub_cache`] (the on-disk cache):
+//!
+//! ```text
+//!   FileRequest / SnapshotRequest
+//!        │
+//!        ▼
+//!   Fetcher ── resolve revision (repo_info, or refs/ offline) ── listing (trees/<commit>.json or /tree)
+//!        │
+//!        ▼  one BlobJob per missing file
+//!   Engine ── shared connection budget ── ranges ── FileSink (pwrite + hash) ── PartialBlob.commit()
+//!        │                                                                    │
+//!        ▼                                                                    ▼
+//!   Reporter (progress events)                              snapshots/<commit>/<path> → ../../blobs/<etag>
+//! ```
+//!
+//! # Example
+//!
+//! ```no_run
+//! use fetcher::{Fetcher, FileRequest, SnapshotRequest};
+//! use hub_client::Repo;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Endpoint, token and cache folder from the HF_* environment, like huggingface_hub.
+//! let fetcher = Fetcher::from_env()?;
+//! let repo = Repo::model("stabilityai/stable-diffusion-xl-base-1.0")?;
+//!
+//! // One file (hf_hub_download).
+//! let config = fetcher.download_file(&FileRequest::new(repo.clone(), "unet/config.json")).await?;
+//!
+//! // A filtered snapshot (snapshot_download with allow/ignore patterns).
+//! let mut req = SnapshotRequest::new(repo);
+//! req.allow_patterns = vec!["unet/*".into(), "*.json".into()];
+//! req.ignore_patterns = vec!["*.fp16.*".into()];
+//! let snapshot = fetcher.snapshot(&req).await?;
+//! println!("{} and {}", config.display(), snapshot.path.display());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Design decisions
+//! - **Verify everything.** LFS files are checked against their sha256, git files against their git
+//!   blob id, while the bytes stream; a mismatch is an error and nothing lands under a final name.
+//! - **The listing is the plan.** A snapshot needs the commit and one recursive tree listing (cached
+//!   per commit, like huggingface_hub ≥ 1.22 does): sizes and hashes come from it, so there is no HEAD
+//!   per file. Only files big enough to be split in ranges get one HEAD, to learn their CDN location.
+//! - **Errors never lose work.** A failing file does not stop the others; everything verified is kept.
+//! - **Library first.** No printing: progress goes to a [`Reporter`]; the CLI renders it.
+
+#![deny(missing_docs)]
+
+mod engine;
+mod error;
+mod hf;
+mod patterns;
+pub mod progress;
+mod verify;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+pub use engine::EngineSettings;
+pub use error::{Error, Result, human_bytes};
+pub use hf::{FileRequest, Snapshot, SnapshotFile, SnapshotRequest};
+use hub_cache::{CacheOptions, HfCache, SymlinkMode};
+use hub_client::{HfEnv, HubClient, Token};
+pub use patterns::PathFilter;
+pub use progress::{Event, NoProgress, Reporter, SharedReporter};
+pub use verify::Expected;
+
+use crate::engine::{Engine, Tracker};
+
+/// Downloads into one cache through one client. Cheap to clone.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: HubClient,
+    cache: HfCache,
+    settings: EngineSettings,
+    reporter: SharedReporter,
+    offline: bool,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("cache", &self.cache.root())
+            .field("settings", &self.settings)
+            .field("offline", &self.offline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Fetcher`]; every setting defaults to what the `HF_*` environment says.
+#[derive(Default)]
+pub struct FetcherBuilder {
+    env: Option<HfEnv>,
+    client: Option<HubClient>,
+    endpoint: Option<String>,
+    token: Option<Token>,
+    cache_dir: Option<PathBuf>,
+    settings: EngineSettings,
+    reporter: Option<SharedReporter>,
+    offline: Option<bool>,
+}
+
+impl FetcherBuilder {
+    /// Uses this environment instead of the process's.
+    pub fn env(mut self, env: HfEnv) -> Self {
+        self.env = Some(env);
+        self
+    }
+
+    /// Uses this client (its endpoint, token, timeouts and retry policy) as is.
+    pub fn client(mut self, client: HubClient) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The Hub endpoint (default `HF_ENDPOINT`, else `https://huggingface.co`).
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// The token (default `HF_TOKEN`, the token file, …).
+    pub fn token(mut self, token: Option<Token>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// The cache folder (default `HF_HUB_CACHE`).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Concurrent connections across all files (default 8).
+    pub fn connections(mut self, n: usize) -> Self {
+        self.settings.connections = n.max(1);
+        self
+    }
+
+    /// All engine knobs at once.
+    pub fn engine_settings(mut self, settings: EngineSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Where progress events go (default: nowhere).
+    pub fn reporter(mut self, reporter: SharedReporter) -> Self {
+        self.reporter = Some(reporter);
+        self
+    }
+
+    /// Forbid the network (default `HF_HUB_OFFLINE`).
+    pub fn offline(mut self, offline: bool) -> Self {
+        self.offline = Some(offline);
+        self
+    }
+
+    /// Validates the settings and builds the fetcher.
+    pub fn build(self) -> Result<Fetcher> {
+        let env = self.env.unwrap_or_else(HfEnv::from_env);
+        let offline = self.offline.unwrap_or(env.offline);
+        let client = match self.client {
+            Some(client) => client,
+            None => {
+                let mut builder = HubClient::builder()
+                    .endpoint(self.endpoint.as_deref().unwrap_or(env.endpoint.as_str()))
+                    .token(self.token.or_else(|| env.token.clone()))
+                    .offline(offline);
+                if let Some(origin) = &env.user_agent_origin {
+                    builder = builder.user_agent(&format!(
+                        "pipefetch/{}; origin/{origin}",
+                        env!("CARGO_PKG_VERSION")
+                    ));
+                } else {
+                    builder =
+                        builder.user_agent(&format!("pipefetch/{}", env!("CARGO_PKG_VERSION")));
+                }
+                builder
+                    .build()
+                    .map_err(|e| Error::hub("could not set up the HTTP client", e))?
+            }
+        };
+        let cache_dir = self.cache_dir.unwrap_or_else(|| env.hub_cache.clone());
+        let symlinks = if env.disable_symlinks {
+            SymlinkMode::Disabled
+        } else {
+            SymlinkMode::Auto
+        };
+        let cache = HfCache::with_options(cache_dir, CacheOptions::with_symlinks(symlinks));
+        Ok(Fetcher {
+            client,
+            cache,
+            settings: self.settings,
+            reporter: self.reporter.unwrap_or_else(|| Arc::new(NoProgress)),
+            offline,
+        })
+    }
+}
+
+impl Fetcher {
+    /// A builder with every setting from the environment.
+    pub fn builder() -> FetcherBuilder {
+        FetcherBuilder::default()
+    }
+
+    /// A fetcher configured from the `HF_*` environment alone.
+    pub fn from_env() -> Result<Fetcher> {
+        Fetcher::builder().build()
+    }
+
+    /// The client.
+    pub fn client(&self) -> &HubClient {
+        &self.client
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &HfCache {
+        &self.cache
+    }
+
+    /// Whether the network is off limits.
+    pub fn is_offline(&self) -> bool {
+        self.offline
+    }
+
+    /// A fresh engine for one run (its own counters, the fetcher's budget size).
+    fn engine(&self) -> Engine {
+        Engine::new(
+            self.client.clone(),
+            self.settings.clone(),
+            self.reporter.clone(),
+            Arc::new(Tracker::default()),
+        )
+    }
+
+    /// Runs `work`, emitting a heartbeat every second until it ends, and a final `Done`.
+    async fn run_with_heartbeat<T>(
+        &self,
+        engine: &Engine,
+        work: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let tracker = Arc::clone(engine.tracker());
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.tick().await;
+        tokio::pin!(work);
+        let mut last_bytes = tracker.bytes_downloaded.load(Ordering::Relaxed);
+        let mut last_at = Instant::now();
+        let mut rate = 0u64;
+        let result = loop {
+            tokio::select! {
+                result = &mut work => break result,
+                _ = ticker.tick() => {
+                    let now = tracker.bytes_downloaded.load(Ordering::Relaxed);
+                    let secs = last_at.elapsed().as_secs_f64().max(0.001);
+                    // A short exponential average keeps the displayed rate steady.
+                    let instant = ((now - last_bytes.min(now)) as f64 / secs) as u64;
+                    rate = if rate == 0 { instant } else { (rate * 2 + instant) / 3 };
+                    last_bytes = now;
+                    last_at = Instant::now();
+                    self.reporter.report(&Event::Heartbeat {
+                        bytes_done: tracker.bytes_done.load(Ordering::Relaxed),
+                        bytes_total: tracker.bytes_total.load(Ordering::Relaxed),
+                        rate_bps: rate,
+                        active_files: tracker.active_files.load(Ordering::Relaxed),
+                        stalled_ms: if instant > 0 { 0 } else { tracker.stalled_ms() },
+                    });
+                }
+            }
+        };
+        self.reporter.report(&Event::Done {
+            files: 0,
+            bytes_downloaded: tracker.bytes_downloaded.load(Ordering::Relaxed),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        });
+        result
+    }
+}
+
+/// The cache's name for a Hub repo type.
+pub fn cache_repo_type(t: hub_client::RepoType) -> hub_cache::RepoType {
+    match t {
+        hub_client::RepoType::Dataset => hub_cache::RepoType::Dataset,
+        hub_client::RepoType::Space => hub_cache::RepoType::Space,
+        hub_client::RepoType::Kernel => hub_cache::RepoType::Kernel,
+        _ => hub_cache::RepoType::Model,
+    }
+}
+
+/// An error and its causes on one line (`a: b: c`), for events and logs.
+pub fn render_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(cause) = cur {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = cause.source();
+    }
+    out
+}

@@ -1,0 +1,621 @@
+//! The transfer engine: moves the bytes of one blob from a URL into the cache, verified.
+//!
+//! One engine serves every source. Its rules:
+//! - **One connection budget.** Every HTTP body transfer (a whole small file, or one range of a big
+//!   one) holds a permit of one shared semaphore, so "8 connections" means 8 in all, not 8 per file.
+//! - **Big files in ranges.** A file of at least two chunks is cut into ranges fetched in parallel from
+//!   its final (CDN) URL, written in place with positional writes into a private temp file.
+//! - **Hash while streaming.** A small file is hashed as its bytes arrive. A big file is hashed by a
+//!   blocking thread that follows the completed prefix of ranges, re-reading it from the page cache;
+//!   only completed ranges are hashed, so a range that restarts can never slip unhashed bytes in.
+//! - **Nothing partial under a final name.** Bytes go to `blobs/<etag>.<rand>.incomplete`; only after
+//!   size and digest match is the file renamed to `blobs/<etag>` (see `hub_cache::PartialBlob`).
+//! - **Locks only avoid duplicate work.** The per-blob lock is taken with a bounded wait; after it,
+//!   the blob is checked again (another process may have finished it).
+//!
+//! Blocking file I/O runs on tokio's blocking pool in 1 MiB writes; memory use is bounded by
+//! `connections × 1 MiB` plus the hasher's 4 MiB buffer per big file, whatever the file sizes.
+
+use std::fs::File;
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::FileExt as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use hub_cache::CacheRepo;
+use hub_client::{BodySink, HubClient, Url};
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use crate::progress::{Event, FileId, SharedReporter};
+use crate::verify::{Expected, Hasher};
+
+/// Bytes gathered before one positional write.
+const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes read per step by the hasher that follows completed ranges.
+const HASH_BUFFER: usize = 4 << 20;
+
+/// Knobs of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Concurrent HTTP body transfers, across all files.
+    pub connections: usize,
+    /// Smallest range a big file is cut into.
+    pub min_chunk: u64,
+    /// Largest range a big file is cut into.
+    pub max_chunk: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            connections: 8,
+            min_chunk: 8 << 20,
+            max_chunk: 64 << 20,
+        }
+    }
+}
+
+impl EngineSettings {
+    /// The ranges `size` bytes are cut into: one when the file is small, else about two ranges per
+    /// connection, each between `min_chunk` and `max_chunk`.
+    pub fn chunks(&self, size: u64) -> Vec<Range<u64>> {
+        if size < self.min_chunk.saturating_mul(2) {
+            return vec![0..size];
+        }
+        let wanted = (self.connections.max(1) as u64).saturating_mul(2);
+        let chunk = (size / wanted).clamp(self.min_chunk, self.max_chunk.max(self.min_chunk));
+        let mut out = Vec::with_capacity(size.div_ceil(chunk) as usize);
+        let mut start = 0;
+        while start < size {
+            let end = (start + chunk).min(size);
+            out.push(start..end);
+            start = end;
+        }
+        out
+    }
+}
+
+/// Counters shared by all transfers of one run, read by the heartbeat.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    /// Bytes of the plan on disk (cached ones included).
+    pub bytes_done: AtomicU64,
+    /// Bytes of the plan in all.
+    pub bytes_total: AtomicU64,
+    /// Bytes that crossed the network.
+    pub bytes_downloaded: AtomicU64,
+    /// Files being transferred.
+    pub active_files: AtomicU64,
+    /// Milliseconds after `started` when the last byte arrived.
+    pub last_byte_ms: AtomicU64,
+    started: Mutex<Option<Instant>>,
+}
+
+impl Tracker {
+    fn start_instant(&self) -> Instant {
+        let mut s = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        *s.get_or_insert_with(Instant::now)
+    }
+
+    fn touch(&self) {
+        let ms = self.start_instant().elapsed().as_millis() as u64;
+        self.last_byte_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last byte arrived.
+    pub fn stalled_ms(&self) -> u64 {
+        let now = self.start_instant().elapsed().as_millis() as u64;
+        now.saturating_sub(self.last_byte_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// One blob to bring into the cache.
+#[derive(Debug, Clone)]
+pub struct BlobJob {
+    /// Its id in progress events.
+    pub file: FileId,
+    /// Where it comes from, for events and messages (a repo id or a host).
+    pub source: String,
+    /// Its path in that source.
+    pub path: String,
+    /// The URL to GET (redirects are followed by the client).
+    pub url: Url,
+    /// The URL the bytes finally come from, when already known (a CDN location from a HEAD): ranges
+    /// go there directly.
+    pub direct_url: Option<Url>,
+    /// Its exact size.
+    pub size: u64,
+    /// What its bytes must hash to.
+    pub expected: Expected,
+    /// The blob's name in the cache.
+    pub etag: String,
+    /// The cache repo it lands in.
+    pub repo: CacheRepo,
+}
+
+/// The transfer engine. Cheap to clone; clones share the connection budget.
+#[derive(Clone)]
+pub struct Engine {
+    client: HubClient,
+    budget: Arc<Semaphore>,
+    settings: EngineSettings,
+    reporter: SharedReporter,
+    tracker: Arc<Tracker>,
+}
+
+impl Engine {
+    /// An engine over `client` with its own connection budget.
+    pub fn new(
+        client: HubClient,
+        settings: EngineSettings,
+        reporter: SharedReporter,
+        tracker: Arc<Tracker>,
+    ) -> Engine {
+        let budget = Arc::new(Semaphore::new(settings.connections.max(1)));
+        Engine {
+            client,
+            budget,
+            settings,
+            reporter,
+            tracker,
+        }
+    }
+
+    /// The client the engine uses.
+    pub fn client(&self) -> &HubClient {
+        &self.client
+    }
+
+    /// The run's counters.
+    pub fn tracker(&self) -> &Arc<Tracker> {
+        &self.tracker
+    }
+
+    /// The reporter events go to.
+    pub fn reporter(&self) -> &SharedReporter {
+        &self.reporter
+    }
+
+    /// Brings `job`'s blob into the cache (unless it is there already) and returns how many bytes
+    /// crossed the network for it.
+    pub async fn fetch(&self, job: &BlobJob) -> Result<u64> {
+        let repo = job.repo.clone();
+        let etag = job.etag.clone();
+        if blocking(move || Ok(repo.has_blob(&etag))).await? {
+            return Ok(0);
+        }
+        // Avoid downloading what another process is downloading right now. The lock is advisory:
+        // the cache degrades it to a no-op where flock does not work, and correctness never needs it.
+        let repo = job.repo.clone();
+        let etag = job.etag.clone();
+        let _lock = blocking(move || repo.lock(&etag).map_err(Error::from)).await?;
+        let repo = job.repo.clone();
+        let etag = job.etag.clone();
+        if blocking(move || Ok(repo.has_blob(&etag))).await? {
+            return Ok(0);
+        }
+
+        self.tracker.active_files.fetch_add(1, Ordering::Relaxed);
+        self.reporter.report(&Event::FileStarted {
+            file: job.file,
+            repo: job.source.clone(),
+            path: job.path.clone(),
+            size: job.size,
+        });
+        let result = self.transfer(job).await;
+        self.tracker.active_files.fetch_sub(1, Ordering::Relaxed);
+        result
+    }
+
+    async fn transfer(&self, job: &BlobJob) -> Result<u64> {
+        let repo = job.repo.clone();
+        let etag = job.etag.clone();
+        let partial = blocking(move || repo.begin_blob(&etag).map_err(Error::from)).await?;
+        let temp_path = partial.path().to_path_buf();
+        let file = Arc::new(
+            partial
+                .file()
+                .try_clone()
+                .map_err(|e| Error::io("open", &temp_path, e))?,
+        );
+        let progress = FileProgress::new(job, self.reporter.clone(), self.tracker.clone());
+
+        let chunks = self.settings.chunks(job.size);
+        let digest = if chunks.len() == 1 {
+            self.single_stream(job, &file, &progress).await?
+        } else {
+            self.ranged(job, &file, chunks, &progress).await?
+        };
+
+        if let Some(expected) = job.expected.hex()
+            && digest != expected
+        {
+            return Err(Error::Integrity {
+                source_label: job.source.clone(),
+                path: job.path.clone(),
+                algorithm: job.expected.algorithm(),
+                expected: expected.to_string(),
+                actual: digest,
+            });
+        }
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", &temp_path, e))?
+            .len();
+        if len != job.size {
+            return Err(Error::SizeMismatch {
+                source_label: job.source.clone(),
+                path: job.path.clone(),
+                expected: job.size,
+                actual: len,
+            });
+        }
+        drop(file);
+        blocking(move || partial.commit().map(drop).map_err(Error::from)).await?;
+        Ok(progress.downloaded())
+    }
+
+    /// A small file: one request, hashed as it streams.
+    async fn single_stream(
+        &self,
+        job: &BlobJob,
+        file: &Arc<File>,
+        progress: &FileProgress,
+    ) -> Result<String> {
+        let _permit = self.permit().await?;
+        let mut sink = FileSink::new(
+            Arc::clone(file),
+            0..job.size,
+            Some(job.expected.hasher(job.size)),
+            progress.clone(),
+        );
+        self.client
+            .download(&job.url, 0..job.size, &mut sink)
+            .await
+            .map_err(|e| Error::transfer(job, e))?;
+        sink.flush().await.map_err(|e| self.write_error(job, e))?;
+        sink.finish_digest(job).await
+    }
+
+    /// A big file: ranges in parallel, a hasher following the completed prefix.
+    async fn ranged(
+        &self,
+        job: &BlobJob,
+        file: &Arc<File>,
+        chunks: Vec<Range<u64>>,
+        progress: &FileProgress,
+    ) -> Result<String> {
+        let url = match &job.direct_url {
+            Some(url) => url.clone(),
+            None => job.url.clone(),
+        };
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
+        let hasher = job.expected.hasher(job.size);
+        let hash_file = Arc::clone(file);
+        let hash_chunks = chunks.clone();
+        let hashing = tokio::task::spawn_blocking(move || {
+            follow_and_hash(&hash_file, &hash_chunks, &done_rx, hasher)
+        });
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, range) in chunks.into_iter().enumerate() {
+            let engine = self.clone();
+            let url = url.clone();
+            let file = Arc::clone(file);
+            let progress = progress.clone();
+            let done_tx = done_tx.clone();
+            let job = job.clone();
+            tasks.spawn(async move {
+                let _permit = engine.permit().await?;
+                let mut sink = FileSink::new(file, range.clone(), None, progress);
+                engine
+                    .client
+                    .download(&url, range, &mut sink)
+                    .await
+                    .map_err(|e| Error::transfer(&job, e))?;
+                sink.flush()
+                    .await
+                    .map_err(|e| engine.write_error(&job, e))?;
+                let _ = done_tx.send(index);
+                Ok::<(), Error>(())
+            });
+        }
+        drop(done_tx);
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let outcome = joined.unwrap_or_else(|e| Err(Error::Internal(e.to_string())));
+            if let Err(e) = outcome
+                && first_error.is_none()
+            {
+                first_error = Some(e);
+                // Stop the other ranges: the file failed, their bytes would be wasted.
+                tasks.abort_all();
+            }
+        }
+        if let Some(e) = first_error {
+            // The hasher sees its channel close and stops; wait for it so no thread outlives us.
+            let _ = hashing.await;
+            return Err(e);
+        }
+        let digest = hashing
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::io("hash", job.repo.path(), e))?;
+        digest.ok_or_else(|| Error::Internal("hasher stopped before the last range".into()))
+    }
+
+    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.budget)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Internal("connection budget closed".into()))
+    }
+
+    fn write_error(&self, job: &BlobJob, e: io::Error) -> Error {
+        Error::write(job.repo.blobs_dir(), job.size, e)
+    }
+}
+
+/// Hashes `chunks` of `file` in order, each as soon as it and all before it are complete.
+/// Returns `None` when the senders went away first (the transfer failed).
+fn follow_and_hash(
+    file: &File,
+    chunks: &[Range<u64>],
+    done: &std::sync::mpsc::Receiver<usize>,
+    mut hasher: Hasher,
+) -> io::Result<Option<String>> {
+    let mut complete = vec![false; chunks.len()];
+    let mut next = 0;
+    let mut buf = vec![0u8; HASH_BUFFER];
+    while next < chunks.len() {
+        match done.recv() {
+            Ok(i) if i < complete.len() => complete[i] = true,
+            Ok(_) => {}
+            Err(_) => return Ok(None),
+        }
+        while next < chunks.len() && complete[next] {
+            let range = &chunks[next];
+            let mut pos = range.start;
+            while pos < range.end {
+                let want = ((range.end - pos) as usize).min(buf.len());
+                let n = file.read_at(&mut buf[..want], pos)?;
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "temp file shorter than its completed ranges",
+                    ));
+                }
+                hasher.update(&buf[..n]);
+                pos += n as u64;
+            }
+            next += 1;
+        }
+    }
+    Ok(Some(hasher.finish_hex()))
+}
+
+/// Per-file byte accounting, turned into `Progress` events.
+#[derive(Clone)]
+struct FileProgress {
+    inner: Arc<FileProgressInner>,
+}
+
+struct FileProgressInner {
+    file: FileId,
+    total: u64,
+    done: AtomicU64,
+    downloaded: AtomicU64,
+    last_report: Mutex<Instant>,
+    reporter: SharedReporter,
+    tracker: Arc<Tracker>,
+}
+
+impl FileProgress {
+    fn new(job: &BlobJob, reporter: SharedReporter, tracker: Arc<Tracker>) -> FileProgress {
+        FileProgress {
+            inner: Arc::new(FileProgressInner {
+                file: job.file,
+                total: job.size,
+                done: AtomicU64::new(0),
+                downloaded: AtomicU64::new(0),
+                last_report: Mutex::new(Instant::now()),
+                reporter,
+                tracker,
+            }),
+        }
+    }
+
+    fn add(&self, n: u64) {
+        let i = &self.inner;
+        let done = i.done.fetch_add(n, Ordering::Relaxed) + n;
+        i.downloaded.fetch_add(n, Ordering::Relaxed);
+        i.tracker.bytes_done.fetch_add(n, Ordering::Relaxed);
+        i.tracker.bytes_downloaded.fetch_add(n, Ordering::Relaxed);
+        i.tracker.touch();
+        // Events at most every 50 ms per file (and always for the last byte): enough for smooth bars
+        // and relays, cheap at gigabytes per second.
+        let mut last = i.last_report.lock().unwrap_or_else(|p| p.into_inner());
+        if done >= i.total || last.elapsed() >= Duration::from_millis(50) {
+            *last = Instant::now();
+            i.reporter.report(&Event::Progress {
+                file: i.file,
+                bytes_done: done.min(i.total),
+                bytes_total: i.total,
+            });
+        }
+    }
+
+    fn rewind(&self, n: u64) {
+        let i = &self.inner;
+        let done = i.done.fetch_sub(n, Ordering::Relaxed).saturating_sub(n);
+        i.tracker.bytes_done.fetch_sub(n, Ordering::Relaxed);
+        i.reporter.report(&Event::Progress {
+            file: i.file,
+            bytes_done: done,
+            bytes_total: i.total,
+        });
+    }
+
+    fn downloaded(&self) -> u64 {
+        self.inner.downloaded.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes one range of a file at its offsets, optionally hashing as it goes.
+struct FileSink {
+    file: Arc<File>,
+    range: Range<u64>,
+    /// Absolute offset up to which bytes are written to the file.
+    flushed: u64,
+    buf: BytesMut,
+    hasher: Option<Hasher>,
+    /// Set when bytes were re-sent from an offset the inline hasher cannot rewind to: the digest is
+    /// then computed from the file once it is complete.
+    rehash: bool,
+    progress: FileProgress,
+}
+
+impl FileSink {
+    fn new(
+        file: Arc<File>,
+        range: Range<u64>,
+        hasher: Option<Hasher>,
+        progress: FileProgress,
+    ) -> FileSink {
+        FileSink {
+            file,
+            flushed: range.start,
+            range,
+            buf: BytesMut::with_capacity(WRITE_BUFFER),
+            hasher,
+            rehash: false,
+            progress,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let buf = self.buf.split().freeze();
+        let file = Arc::clone(&self.file);
+        let pos = self.flushed;
+        let mut hasher = self.hasher.take();
+        let len = buf.len() as u64;
+        let hasher = tokio::task::spawn_blocking(move || -> io::Result<Option<Hasher>> {
+            file.write_all_at(&buf, pos)?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&buf);
+            }
+            Ok(hasher)
+        })
+        .await
+        .map_err(io::Error::other)??;
+        self.hasher = hasher;
+        self.flushed += len;
+        self.buf.reserve(WRITE_BUFFER);
+        Ok(())
+    }
+
+    /// The digest of the whole file (single-stream mode).
+    async fn finish_digest(self, job: &BlobJob) -> Result<String> {
+        match self.hasher {
+            Some(h) if !self.rehash => Ok(h.finish_hex()),
+            _ => {
+                let file = self.file;
+                let chunks = vec![0..job.size];
+                let hasher = job.expected.hasher(job.size);
+                let digest = tokio::task::spawn_blocking(move || {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let _ = tx.send(0);
+                    follow_and_hash(&file, &chunks, &rx, hasher)
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .map_err(|e| Error::io("hash", job.repo.path(), e))?;
+                digest.ok_or_else(|| Error::Internal("rehash interrupted".into()))
+            }
+        }
+    }
+}
+
+impl BodySink for FileSink {
+    async fn write(&mut self, chunk: Bytes) -> io::Result<()> {
+        let room = self.range.end.saturating_sub(self.position());
+        if chunk.len() as u64 > room {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "server sent more bytes than the {} requested",
+                    self.range.end - self.range.start
+                ),
+            ));
+        }
+        self.progress.add(chunk.len() as u64);
+        self.buf.extend_from_slice(&chunk);
+        if self.buf.len() >= WRITE_BUFFER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn restart(&mut self, from: u64) -> io::Result<()> {
+        let from = from.clamp(self.range.start, self.range.end);
+        let rewound = self.position().saturating_sub(from);
+        self.buf.clear();
+        self.flushed = from;
+        self.progress.rewind(rewound);
+        // Bytes already fed to the inline hasher cannot be taken back: the digest is then computed
+        // from the file once it is complete (a rare path: only after a server ignored `Range`).
+        if self.hasher.is_some() && rewound > 0 {
+            self.rehash = true;
+        }
+        Ok(())
+    }
+
+    fn position(&self) -> u64 {
+        self.flushed + self.buf.len() as u64
+    }
+}
+
+/// Runs blocking cache work on the blocking pool.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_files_are_one_range() {
+        let s = EngineSettings::default();
+        assert_eq!(s.chunks(0), vec![0..0]);
+        assert_eq!(s.chunks(10), vec![0..10]);
+        assert_eq!(s.chunks(16 << 20).len(), 2);
+    }
+
+    #[test]
+    fn ranges_cover_the_file_exactly() {
+        let s = EngineSettings::default();
+        for size in [16 << 20, (1 << 30) + 17, 5_000_000_000u64] {
+            let chunks = s.chunks(size);
+            assert_eq!(chunks[0].start, 0);
+            assert_eq!(chunks.last().map(|c| c.end), Some(size));
+            for pair in chunks.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+            }
+            assert!(chunks.iter().all(|c| c.end - c.start <= s.max_chunk));
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The fetcher's errors. Each message states what failed at this layer (which repo, file, URL); the
+//! cause from the client or the cache is its `source`; [`Error::hint`] tells a person what to do.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::engine::BlobJob;
+
+/// A result with the fetcher's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while planning or fetching.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The Hub (or another HTTP server) said no, or could not be reached.
+    #[error("{context}")]
+    Hub {
+        /// What we were doing.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: hub_client::Error,
+    },
+    /// The cache could not be read or written.
+    #[error(transparent)]
+    Cache(#[from] hub_cache::Error),
+    /// A file is not in the cache and the network may not be used.
+    #[error("{repo}: `{path}` at revision `{revision}` is not in the cache at {cache} ({why})")]
+    NotCached {
+        /// The repo id.
+        repo: String,
+        /// The revision asked for.
+        revision: String,
+        /// The file, or `*` for a whole snapshot.
+        path: String,
+        /// The cache folder.
+        cache: PathBuf,
+        /// Offline mode or local_files_only.
+        why: &'static str,
+    },
+    /// Downloaded bytes do not hash to what the source announced; nothing was kept.
+    #[error(
+        "{source_label}: `{path}` failed verification: {algorithm} is {actual}, expected {expected}; the download was discarded"
+    )]
+    Integrity {
+        /// Where the file came from.
+        source_label: String,
+        /// The file.
+        path: String,
+        /// `sha256` or `git-sha1`.
+        algorithm: &'static str,
+        /// The digest announced by the source.
+        expected: String,
+        /// The digest of the bytes received.
+        actual: String,
+    },
+    /// The file received has another size than announced.
+    #[error("{source_label}: `{path}` has {actual} bytes, expected {expected}")]
+    SizeMismatch {
+        /// Where the file came from.
+        source_label: String,
+        /// The file.
+        path: String,
+        /// The announced size.
+        expected: u64,
+        /// The size received.
+        actual: u64,
+    },
+    /// A transfer failed.
+    #[error("{source_label}: downloading `{path}` failed")]
+    Transfer {
+        /// Where the file came from.
+        source_label: String,
+        /// The file.
+        path: String,
+        /// The client's error.
+        #[source]
+        source: hub_client::Error,
+    },
+    /// The disk is full.
+    #[error("no space left on the device holding {dir} while writing a {size}-byte file")]
+    DiskFull {
+        /// The folder being written.
+        dir: PathBuf,
+        /// The size of the file being written.
+        size: u64,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A file-system operation failed.
+    #[error("could not {op} {path}")]
+    Io {
+        /// What we tried.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An allow or ignore pattern is not a valid glob.
+    #[error("invalid pattern `{pattern}`")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// Why.
+        #[source]
+        source: globset::Error,
+    },
+    /// A request that makes no sense (an invalid path, a bad repo id).
+    #[error("{0}")]
+    Invalid(String),
+    /// A bug: a task panicked or a channel closed early.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl AsRef<Path>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.as_ref().to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn hub(context: impl Into<String>, source: hub_client::Error) -> Error {
+        Error::Hub {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn transfer(job: &BlobJob, source: hub_client::Error) -> Error {
+        if let Some(io) = io_source(&source)
+            && is_disk_full(io)
+        {
+            return Error::DiskFull {
+                dir: job.repo.blobs_dir(),
+                size: job.size,
+                source: io::Error::new(io.kind(), io.to_string()),
+            };
+        }
+        Error::Transfer {
+            source_label: job.source.clone(),
+            path: job.path.clone(),
+            source,
+        }
+    }
+
+    pub(crate) fn write(dir: PathBuf, size: u64, source: io::Error) -> Error {
+        if is_disk_full(&source) {
+            Error::DiskFull { dir, size, source }
+        } else {
+            Error::Io {
+                op: "write into",
+                path: dir,
+                source,
+            }
+        }
+    }
+
+    /// What a person can do about it, when we know.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Hub { source, .. } | Error::Transfer { source, .. } => source.hint(),
+            Error::Cache(e) => e.hint(),
+            Error::NotCached { why, .. } => Some(if *why == "offline mode" {
+                "unset HF_HUB_OFFLINE (or set it to 0) to download it".to_string()
+            } else {
+                "run again without --local-files-only (or --offline) to download it".to_string()
+            }),
+            Error::Integrity { .. } | Error::SizeMismatch { .. } => Some(
+                "the server sent other bytes than it announced; run again (a mirror or proxy may be serving stale or broken content)"
+                    .to_string(),
+            ),
+            Error::DiskFull { dir, size, .. } => Some(format!(
+                "free at least {} on the disk holding {} (or point HF_HUB_CACHE / --cache-dir elsewhere); files already downloaded are kept",
+                human_bytes(*size),
+                dir.display()
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The deepest `io::Error` in a client error's chain, if any.
+fn io_source(e: &hub_client::Error) -> Option<&io::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return Some(io);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
+/// `1.5 GB`-style sizes for messages (decimal units, like the Hub's web pages).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
