@@ -1,0 +1,446 @@
+//! Streaming downloads that resume with `Range` after a failure.
+
+use std::future::Future;
+use std::ops::{Range, RangeFrom};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use url::Url;
+
+use crate::client::{Auth, ByteStream, Ctx, HubClient, Redirects};
+use crate::error::{Error, Result};
+
+/// Where downloaded bytes go; the fetcher implements it to write a file and hash it.
+pub trait BodySink: Send {
+    /// Stores the next bytes (at offset [`BodySink::position`]).
+    fn write(&mut self, chunk: Bytes) -> impl Future<Output = std::io::Result<()>> + Send;
+
+    /// The server ignored `Range` and is sending from the start: truncate to `from` (normally the
+    /// range's start) and re-hash what is kept; the next write lands at `from`.
+    fn restart(&mut self, from: u64) -> impl Future<Output = std::io::Result<()>> + Send;
+
+    /// The absolute offset of the next byte expected.
+    fn position(&self) -> u64;
+}
+
+/// A growable in-memory sink (the file's bytes from offset 0).
+impl BodySink for Vec<u8> {
+    async fn write(&mut self, chunk: Bytes) -> std::io::Result<()> {
+        self.extend_from_slice(&chunk);
+        Ok(())
+    }
+
+    async fn restart(&mut self, from: u64) -> std::io::Result<()> {
+        self.truncate(usize::try_from(from).unwrap_or(usize::MAX));
+        Ok(())
+    }
+
+    fn position(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+/// The bytes to download: from `start` to `end` (exclusive), or to the end of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ByteRange {
+    /// The first byte.
+    pub start: u64,
+    /// One past the last byte, or `None` for "to the end".
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    /// The whole file.
+    pub fn full() -> ByteRange {
+        ByteRange::default()
+    }
+}
+
+impl From<Range<u64>> for ByteRange {
+    fn from(r: Range<u64>) -> ByteRange {
+        ByteRange {
+            start: r.start,
+            end: Some(r.end),
+        }
+    }
+}
+
+impl From<RangeFrom<u64>> for ByteRange {
+    fn from(r: RangeFrom<u64>) -> ByteRange {
+        ByteRange {
+            start: r.start,
+            end: None,
+        }
+    }
+}
+
+/// Headers of the download's first successful answer that callers need later.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResponseInfo {
+    /// `Content-Disposition` (the real file name for civitai-style URLs).
+    pub content_disposition: Option<String>,
+    /// `Content-Type` (an HTML page where a model was expected is a red flag).
+    pub content_type: Option<String>,
+    /// `ETag`, as sent.
+    pub etag: Option<String>,
+    /// `Content-Length` of that answer.
+    pub content_length: Option<u64>,
+}
+
+impl ResponseInfo {
+    fn from_headers(h: &HeaderMap) -> ResponseInfo {
+        let get =
+            |name: header::HeaderName| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        ResponseInfo {
+            content_disposition: get(header::CONTENT_DISPOSITION),
+            content_type: get(header::CONTENT_TYPE),
+            etag: get(header::ETAG),
+            content_length: get(header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok()),
+        }
+    }
+}
+
+/// How a download went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DownloadOutcome {
+    /// The URL that served the bytes, after redirects.
+    pub final_url: Url,
+    /// Headers of the first successful answer.
+    pub info: ResponseInfo,
+    /// The absolute end offset reached (the sink's final position).
+    pub end: u64,
+    /// The file's total size when the server told it (`Content-Range` total or `Content-Length`).
+    pub total: Option<u64>,
+    /// How many times the transfer resumed with `Range` after a failure.
+    pub resumes: u32,
+    /// Whether the server ignored `Range` and the sink was restarted.
+    pub restarted: bool,
+}
+
+/// `bytes a-b/total` → `(a, b, total)`.
+fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (span, total) = rest.split_once('/')?;
+    let (a, b) = span.split_once('-')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?, total))
+}
+
+impl HubClient {
+    /// Downloads `url` (a resolve URL or a [`crate::FileMetadata::location`]) into `sink`, with
+    /// the Hub token sent only to the endpoint's origin.
+    pub async fn download<S: BodySink>(
+        &self,
+        url: &Url,
+        range: impl Into<ByteRange>,
+        sink: &mut S,
+    ) -> Result<DownloadOutcome> {
+        let auth = self.inner.auth.clone();
+        self.download_url(url, auth.as_ref(), range, sink).await
+    }
+
+    /// Downloads any URL into `sink`; `auth`'s token goes only to its own origin, never to where it
+    /// redirects. The transfer starts at `sink.position()`, which must lie inside `range` (it is
+    /// past `range.start` when the caller resumes a partial file).
+    pub async fn download_url<S: BodySink>(
+        &self,
+        url: &Url,
+        auth: Option<&Auth>,
+        range: impl Into<ByteRange>,
+        sink: &mut S,
+    ) -> Result<DownloadOutcome> {
+        let range = range.into();
+        let pos = sink.position();
+        if pos < range.start || range.end.is_some_and(|e| pos > e || range.start > e) {
+            return Err(Error::Config {
+                what: format!(
+                    "download of {url}: the sink is at {pos}, outside the requested range {}..{}",
+                    range.start,
+                    range.end.map(|e| e.to_string()).unwrap_or_default()
+                ),
+            });
+        }
+        let max = self.inner.retry.max_attempts.max(1);
+        let mut state = State {
+            expected_end: range.end,
+            total: None,
+            first: None,
+            restarted: false,
+        };
+        let mut attempt = 1;
+        let mut resumes = 0;
+        loop {
+            let from = sink.position();
+            let result = if state.expected_end == Some(from) {
+                Ok(())
+            } else {
+                self.download_attempt(url, auth, range, sink, &mut state)
+                    .await
+            };
+            let error = match result {
+                Ok(()) => break,
+                Err(e) => e,
+            };
+            // Progress earns a fresh set of attempts: a flaky link that keeps delivering finishes.
+            if sink.position() > from {
+                attempt = 1;
+            }
+            if !error.is_retryable() {
+                return Err(error);
+            }
+            if attempt >= max {
+                return Err(if attempt > 1 {
+                    Error::RetriesExhausted {
+                        attempts: attempt,
+                        last: Box::new(error),
+                    }
+                } else {
+                    error
+                });
+            }
+            self.before_retry(url, attempt, &error, Some(sink.position()))
+                .await;
+            attempt += 1;
+            resumes += 1;
+        }
+        let (final_url, info) = state
+            .first
+            .unwrap_or_else(|| (url.clone(), ResponseInfo::default()));
+        Ok(DownloadOutcome {
+            final_url,
+            info,
+            end: sink.position(),
+            total: state.total,
+            resumes,
+            restarted: state.restarted,
+        })
+    }
+
+    /// One request of a download, from `sink.position()`.
+    async fn download_attempt<S: BodySink>(
+        &self,
+        url: &Url,
+        auth: Option<&Auth>,
+        range: ByteRange,
+        sink: &mut S,
+        state: &mut State,
+    ) -> Result<()> {
+        let from = sink.position();
+        let ranged = from > 0 || state.expected_end.is_some();
+        let req_range = ranged.then_some((from, state.expected_end));
+        let resp = self
+            .send_once(
+                Method::GET,
+                url,
+                auth,
+                req_range,
+                Redirects::All,
+                self.inner.read_idle_timeout,
+            )
+            .await?;
+        let final_url = resp.url.clone();
+        let header = |name: header::HeaderName| {
+            resp.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_length: Option<u64> =
+            header(header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+        if let Some(enc) = header(header::CONTENT_ENCODING)
+            && !enc.eq_ignore_ascii_case("identity")
+        {
+            return Err(Error::Protocol {
+                url: final_url.to_string(),
+                what: format!("the body is encoded ({enc}) although identity was asked for"),
+            });
+        }
+        // Bytes of this body to drop before the first one the sink wants.
+        let mut skip: u64 = 0;
+        match resp.status {
+            StatusCode::PARTIAL_CONTENT => {
+                let cr = header(header::CONTENT_RANGE).unwrap_or_default();
+                let Some((a, b, total)) = parse_content_range(&cr) else {
+                    return Err(Error::Protocol {
+                        url: final_url.to_string(),
+                        what: format!("206 with an invalid Content-Range {cr:?}"),
+                    });
+                };
+                let want_last = state.expected_end.or(total).map(|e| e.saturating_sub(1));
+                if a != from || want_last.is_some_and(|w| w != b) || b < a {
+                    return Err(Error::Protocol {
+                        url: final_url.to_string(),
+                        what: format!(
+                            "asked for bytes {from}-{} but the server sent Content-Range {cr:?}",
+                            state
+                                .expected_end
+                                .map(|e| (e - 1).to_string())
+                                .unwrap_or_default()
+                        ),
+                    });
+                }
+                state.expected_end = Some(b + 1);
+                if total.is_some() {
+                    state.total = total;
+                }
+            }
+            StatusCode::OK => {
+                if let Some(len) = content_length {
+                    state.total = Some(len);
+                }
+                if from > 0 {
+                    // The server ignored Range and sends the whole file: keep what the caller had
+                    // before the range, throw away what this call had written, skip the prefix.
+                    sink.restart(range.start).await.map_err(|e| Error::Io {
+                        url: final_url.to_string(),
+                        source: e,
+                    })?;
+                    state.restarted = true;
+                    skip = range.start;
+                }
+                state.expected_end = state.expected_end.or(content_length);
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                let cr = header(header::CONTENT_RANGE).unwrap_or_default();
+                return Err(Error::Http {
+                    status: 416,
+                    url: final_url.to_string(),
+                    request_id: header(header::HeaderName::from_static("x-request-id")),
+                    message: Some(format!(
+                        "range starting at byte {from} not satisfiable (Content-Range: {cr:?})"
+                    )),
+                    retry_after: None,
+                });
+            }
+            s if s.is_success() => {
+                return Err(Error::Protocol {
+                    url: final_url.to_string(),
+                    what: format!("unexpected status {s} for a download"),
+                });
+            }
+            _ => return Err(self.status_error(resp, Ctx::default()).await),
+        }
+        if state.first.is_none() {
+            state.first = Some((final_url.clone(), ResponseInfo::from_headers(&resp.headers)));
+        }
+
+        let mut stream: ByteStream = self.stream(resp);
+        let io = |e: std::io::Error| Error::Io {
+            url: final_url.to_string(),
+            source: e,
+        };
+        while let Some(mut chunk) = stream.next_chunk().await? {
+            if skip > 0 {
+                let n = skip.min(chunk.len() as u64);
+                skip -= n;
+                let _ = chunk.split_to(n as usize);
+                if chunk.is_empty() {
+                    continue;
+                }
+            }
+            if let Some(end) = state.expected_end {
+                let room = end.saturating_sub(sink.position());
+                if chunk.len() as u64 > room {
+                    // A 200 to a ranged request carries bytes past the range: keep what was
+                    // asked for and stop (dropping the stream closes that connection).
+                    chunk.truncate(room as usize);
+                    if !chunk.is_empty() {
+                        sink.write(chunk).await.map_err(io)?;
+                    }
+                    return Ok(());
+                }
+            }
+            sink.write(chunk).await.map_err(io)?;
+        }
+        if let Some(end) = state.expected_end
+            && sink.position() < end
+        {
+            return Err(Error::BodyCut {
+                url: final_url.to_string(),
+                received: sink.position(),
+                expected: end,
+            });
+        }
+        Ok(())
+    }
+
+    /// A single `GET` (redirects followed, statuses checked, connection failures retried) whose
+    /// body the caller streams itself. No resume: prefer [`HubClient::download_url`].
+    pub async fn get_stream(
+        &self,
+        url: &Url,
+        auth: Option<&Auth>,
+        range: Option<ByteRange>,
+    ) -> Result<(ByteStream, DownloadHead)> {
+        let req_range = range.map(|r| (r.start, r.end));
+        self.with_retries(url, || async {
+            let resp = self
+                .send_once(
+                    Method::GET,
+                    url,
+                    auth,
+                    req_range,
+                    Redirects::All,
+                    self.inner.read_idle_timeout,
+                )
+                .await?;
+            if !resp.status.is_success() {
+                return Err(self.status_error(resp, Ctx::default()).await);
+            }
+            let head = DownloadHead {
+                status: resp.status.as_u16(),
+                final_url: resp.url.clone(),
+                info: ResponseInfo::from_headers(&resp.headers),
+                content_range: resp
+                    .headers
+                    .get(header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_content_range),
+            };
+            Ok((self.stream(resp), head))
+        })
+        .await
+    }
+}
+
+/// The head of a [`HubClient::get_stream`] answer.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DownloadHead {
+    /// 200 or 206.
+    pub status: u16,
+    /// The URL that answered, after redirects.
+    pub final_url: Url,
+    /// Selected headers.
+    pub info: ResponseInfo,
+    /// `Content-Range` as `(first, last, total)`.
+    pub content_range: Option<(u64, u64, Option<u64>)>,
+}
+
+struct State {
+    expected_end: Option<u64>,
+    total: Option<u64>,
+    first: Option<(Url, ResponseInfo)>,
+    restarted: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range() {
+        assert_eq!(
+            parse_content_range("bytes 10-19/100"),
+            Some((10, 19, Some(100)))
+        );
+        assert_eq!(parse_content_range("bytes 0-0/*"), Some((0, 0, None)));
+        assert_eq!(parse_content_range("bytes */100"), None);
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+}
