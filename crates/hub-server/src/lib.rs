@@ -1,1 +1,285 @@
-//! placeholder
+//! A Hugging Face Hub-compatible HTTP server over a local folder, with fault injection and a
+//! request log.
+//!
+//! Every test of pipefetch, the benchmarks and the demo talk to it, and the real Python
+//! `huggingface_hub` client, pointed at it with `HF_ENDPOINT`, downloads from it. It serves
+//! the download side of the protocol the way huggingface.co does (see
+//! `docs/hub-protocol.md` A1–A9):
+//!
+//! - Repos live at `ROOT/models/ORG/NAME/...` and `ROOT/datasets/ORG/NAME/...`. The folder is
+//!   branch `main`; its commit id is a sha1 over the sorted `(path, git object id)` list, so it
+//!   is deterministic and changes with the content. `main` and that commit are the only
+//!   revisions. A `.gated` file in a repo folder gates it (and is not a repo file).
+//! - `HEAD|GET /{datasets/}ORG/NAME/resolve/{rev}/{path}`: a regular (git) file on `main`
+//!   answers `307` to a relative `/api/resolve-cache/...` URL, which answers 200; on the
+//!   commit it answers 200 directly. An LFS file (by extension, or larger than 10 MiB)
+//!   answers `302` to the CDN listener, a second port, with `X-Linked-Etag`/`X-Linked-Size`;
+//!   the 302's own `Content-Length` is its small body, as on the Hub.
+//! - The CDN serves `GET|HEAD /repos/{sha256}?repo=..&file=..&sig=..` with `Range` support and
+//!   never looks at `Authorization` (the log records whether one arrived).
+//! - `GET /api/{models|datasets}/ORG/NAME[/revision/{rev}][?blobs=true]`, `.../refs`,
+//!   `.../tree/{rev}[/{path}]?recursive=..&expand=..` (paged with `Link: <..>; rel="next"`),
+//!   `POST .../paths-info/{rev}` (form or JSON `paths`).
+//! - Errors carry `X-Error-Code`/`X-Error-Message` like the Hub: `RepoNotFound` (401 when
+//!   anonymous, 404 with a valid token), `RevisionNotFound` 404, `EntryNotFound` 404 with
+//!   `X-Repo-Commit`, `GatedRepo` 401/403, and a wrong token is 401 `Invalid credentials in
+//!   Authorization header`. Without a configured token any credentials are accepted.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use hub_server::{HubServer, Route, fixture::RepoBuilder, faults::Fault};
+//!
+//! let root = tempfile::tempdir()?;
+//! RepoBuilder::new(root.path(), "models", "org/name")
+//!     .file("config.json", b"{}".to_vec())
+//!     .build()?;
+//! let hub = HubServer::builder(root.path()).token("secret").page_size(2).start().await?;
+//! assert!(hub.url().starts_with("http://127.0.0.1:"));
+//! assert_eq!(hub.commit("org/name")?.len(), 40);
+//! hub.faults().push(Fault::status(503).on(Route::Cdn).times(2));
+//! assert_eq!(hub.log().count(Route::Resolve), 0);
+//! hub.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Fault injection and control routes
+//!
+//! Faults are queued with [`HubServer::faults`] in-process, or over HTTP on the hub listener
+//! for a server running as a subprocess:
+//!
+//! - `POST /_control/faults` with one fault or an array of faults:
+//!   ```json
+//!   {"route": "cdn", "path_contains": "unet/", "method": "GET", "times": 2,
+//!    "action": {"kind": "cut_after", "bytes": 1000}}
+//!   ```
+//!   `route` (`resolve`, `resolve_cache`, `api_repo`, `api_tree`, `api_paths_info`, `cdn`,
+//!   `other`), `path_contains` (matched against the percent-decoded path and query) and
+//!   `method` are optional; `times` defaults to 1. Actions: `{"kind":"status","status":503}`,
+//!   `{"kind":"retry_after","seconds":1}` (429 + `Retry-After`),
+//!   `{"kind":"rate_limit","reset":1}` (429 + `RateLimit: "resolvers";r=0;t=1`),
+//!   `{"kind":"cut_after","bytes":N}`, `{"kind":"stall_after","bytes":N,"millis":M}` (no
+//!   `millis`: forever), `{"kind":"trickle","bytes_per_second":N}`, `{"kind":"ignore_range"}`,
+//!   `{"kind":"flip_byte","offset":N}`. Answers `{"queued": n}`.
+//! - `GET /_control/faults` lists pending faults; `DELETE /_control/faults` drops them.
+//! - `GET /_control/log` answers `{"entries": [LoggedRequest...], "counts": {"resolve": 3, ...}}`
+//!   where an entry is `{"method","path","query","route","status","range","authorization","fault"}`;
+//!   `DELETE /_control/log` clears it; `POST /_control/reset` clears faults and log.
+//!
+//! The first matching fault of the right class is used: status faults answer any matching
+//! request before routing; body faults are only taken by a `GET` about to stream a file
+//! (resolve on the commit, resolve-cache, CDN), with byte offsets relative to that body.
+//!
+//! # Design decisions
+//!
+//! - Routing is by hand on the raw path, so encoded revisions (`refs%2Fpr%2F1`) and file
+//!   names with any character work, and `..` is refused with 400 before anything else.
+//! - The accept loops are our own (hyper http1) rather than `axum::serve`, so that
+//!   [`HubServer::shutdown`] cuts connections a stall fault keeps open.
+//! - Bodies are streamed in 1 MiB reads on the blocking pool, never buffered whole; hashes
+//!   are cached process-wide by `(path, size, mtime)`, so a big file is hashed once per
+//!   process even across many servers. The first request on a big repo pays for hashing;
+//!   call [`HubServer::commit`] before timing anything.
+//! - The folder is re-listed on every request, so a test may change files between requests.
+
+#![deny(missing_docs)]
+
+mod body;
+mod error;
+pub mod faults;
+pub mod fixture;
+mod http;
+mod log;
+mod repo;
+mod util;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use crate::error::Error;
+pub use crate::faults::{Fault, FaultAction, Faults};
+pub use crate::log::{LoggedRequest, RequestLog, Route};
+
+use crate::http::{Listener, Shared};
+
+/// Default number of entries per tree page, like the Hub's.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+
+/// Configures and starts a [`HubServer`].
+#[derive(Debug, Clone)]
+pub struct HubServerBuilder {
+    root: PathBuf,
+    token: Option<String>,
+    page_size: usize,
+    addr: SocketAddr,
+    cdn_addr: SocketAddr,
+}
+
+impl HubServerBuilder {
+    /// The token gated repos require (`Authorization: Bearer <token>`). Without one, any
+    /// credentials are accepted.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Entries per tree page (default 1000); tests use 2 or 3 to exercise pagination.
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
+    /// Where the hub listener binds (default `127.0.0.1:0`).
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Where the CDN listener binds (default `127.0.0.1:0`).
+    pub fn cdn_addr(mut self, addr: SocketAddr) -> Self {
+        self.cdn_addr = addr;
+        self
+    }
+
+    /// Binds both listeners and starts serving on the current tokio runtime.
+    pub async fn start(self) -> Result<HubServer, Error> {
+        if self.page_size == 0 {
+            return Err(Error::InvalidConfig {
+                message: "page size must be at least 1".to_owned(),
+            });
+        }
+        if !self.root.is_dir() {
+            return Err(Error::RootNotDir { path: self.root });
+        }
+        let bind = |role: &'static str, addr: SocketAddr| async move {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind { role, addr, source })?;
+            let local =
+                listener
+                    .local_addr()
+                    .map_err(|source| Error::Bind { role, addr, source })?;
+            Ok::<_, Error>((listener, local))
+        };
+        let (hub_listener, hub_addr) = bind("hub", self.addr).await?;
+        let (cdn_listener, cdn_addr) = bind("cdn", self.cdn_addr).await?;
+        let url = http::url_for(hub_addr);
+        let cdn_url = http::url_for(cdn_addr);
+        let shared = Arc::new(Shared::new(
+            self.root,
+            self.token,
+            self.page_size,
+            url.clone(),
+            cdn_url.clone(),
+        ));
+        let tasks = vec![
+            tokio::spawn(http::accept_loop(
+                hub_listener,
+                shared.clone(),
+                Listener::Hub,
+            )),
+            tokio::spawn(http::accept_loop(
+                cdn_listener,
+                shared.clone(),
+                Listener::Cdn,
+            )),
+        ];
+        Ok(HubServer {
+            shared,
+            url,
+            cdn_url,
+            tasks,
+        })
+    }
+}
+
+/// A running server: two listeners (hub and CDN) on the runtime that started it.
+///
+/// Dropping it stops both listeners and cuts open connections, like [`HubServer::shutdown`].
+#[derive(Debug)]
+pub struct HubServer {
+    shared: Arc<Shared>,
+    url: String,
+    cdn_url: String,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl HubServer {
+    /// Starts configuring a server over `root`.
+    pub fn builder(root: impl Into<PathBuf>) -> HubServerBuilder {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        HubServerBuilder {
+            root: root.into(),
+            token: None,
+            page_size: DEFAULT_PAGE_SIZE,
+            addr: loopback,
+            cdn_addr: loopback,
+        }
+    }
+
+    /// The hub's base URL, `http://127.0.0.1:PORT` (what `HF_ENDPOINT` should be).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The CDN's base URL (LFS redirects point there).
+    pub fn cdn_url(&self) -> String {
+        self.cdn_url.clone()
+    }
+
+    /// The folder served.
+    pub fn root(&self) -> &Path {
+        &self.shared.root
+    }
+
+    /// Every request seen by either listener.
+    pub fn log(&self) -> &RequestLog {
+        &self.shared.log
+    }
+
+    /// The fault queue.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// The commit the server reports for model repo `id`'s `main` (hashes the repo if needed,
+    /// blocking the caller).
+    pub fn commit(&self, id: &str) -> Result<String, Error> {
+        self.commit_of("models", id)
+    }
+
+    /// Like [`HubServer::commit`] for a repo of type `kind` (`"models"` or `"datasets"`).
+    pub fn commit_of(&self, kind: &str, id: &str) -> Result<String, Error> {
+        let dir = fixture::repo_dir(&self.shared.root, kind, id)?;
+        if !dir.is_dir() {
+            return Err(Error::RepoNotFound {
+                id: id.to_owned(),
+                path: dir,
+            });
+        }
+        repo::scan(&dir).map(|s| s.commit).map_err(Error::io(dir))
+    }
+
+    /// Stops both listeners and cuts every open connection.
+    pub async fn shutdown(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+            // The only possible error is the cancellation we just asked for.
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for HubServer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

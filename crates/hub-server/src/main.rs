@@ -1,1 +1,131 @@
-fn main() {}
+//! `hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--token T] [--page-size N]`
+//!
+//! Prints `listening on http://HOST:PORT` as its first line, then `cdn on http://HOST:PORT`,
+//! and serves until Ctrl-C or SIGTERM.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--token TOKEN] [--page-size N]";
+
+struct Args {
+    root: PathBuf,
+    addr: SocketAddr,
+    cdn_addr: SocketAddr,
+    token: Option<String>,
+    page_size: usize,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut root = None;
+    let mut parsed = Args {
+        root: PathBuf::new(),
+        addr: loopback,
+        cdn_addr: loopback,
+        token: None,
+        page_size: hub_server::DEFAULT_PAGE_SIZE,
+    };
+    while let Some(flag) = args.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (flag.clone(), None),
+        };
+        if name == "-h" || name == "--help" {
+            return Err(String::new());
+        }
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match name.as_str() {
+            "--root" => root = Some(PathBuf::from(value()?)),
+            "--addr" => {
+                let v = value()?;
+                parsed.addr = v.parse().map_err(|_| format!("invalid --addr {v:?}"))?;
+            }
+            "--cdn-addr" => {
+                let v = value()?;
+                parsed.cdn_addr = v.parse().map_err(|_| format!("invalid --cdn-addr {v:?}"))?;
+            }
+            "--token" => parsed.token = Some(value()?),
+            "--page-size" => {
+                let v = value()?;
+                parsed.page_size = match v.parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        return Err(format!(
+                            "invalid --page-size {v:?}: expected a positive integer"
+                        ));
+                    }
+                };
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    parsed.root = root.ok_or("--root is required")?;
+    Ok(parsed)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(message) if message.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = hub_server::HubServer::builder(args.root)
+        .addr(args.addr)
+        .cdn_addr(args.cdn_addr)
+        .page_size(args.page_size);
+    if let Some(token) = args.token {
+        builder = builder.token(token);
+    }
+    let server = match builder.start().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("caused by: {cause}");
+                source = cause.source();
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    {
+        // Parents read the first line to learn the port, so it must leave the buffer now.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {}", server.url());
+        let _ = writeln!(out, "cdn on {}", server.cdn_url());
+        let _ = out.flush();
+    }
+    wait_for_signal().await;
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
