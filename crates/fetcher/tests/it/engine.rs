@@ -1,0 +1,129 @@
+//! The transfer engine under faults: verification, resume, ranges, concurrency.
+
+use fetcher::{Error, FileRequest, SnapshotRequest};
+use hub_client::Repo;
+use hub_server::Route;
+use hub_server::faults::Fault;
+
+use crate::support::{Setup, read_tree};
+
+fn big() -> FileRequest {
+    FileRequest::new(Repo::model("acme/tiny").expect("id"), "big.safetensors")
+}
+
+#[tokio::test]
+async fn big_files_come_in_parallel_ranges_from_the_cdn() {
+    let s = Setup::new().await;
+    let p = s.fetcher().download_file(&big()).await.expect("big");
+    assert_eq!(std::fs::read(p).expect("read"), s.files["big.safetensors"]);
+    let cdn: Vec<_> = s
+        .hub
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.route == Route::Cdn)
+        .collect();
+    // 3,000,000 bytes for 4 connections: two ranges per connection, 375,000 bytes each.
+    assert_eq!(cdn.len(), 8, "{cdn:?}");
+    assert!(cdn.iter().all(|e| e.range.is_some()));
+}
+
+#[tokio::test]
+async fn a_flipped_byte_is_caught_and_nothing_lands() {
+    let s = Setup::new().await;
+    s.hub
+        .faults()
+        .push(Fault::flip_byte(1000).on(Route::Cdn).times(1));
+    let req = FileRequest::new(
+        Repo::model("acme/tiny").expect("id"),
+        "unet/diffusion_pytorch_model.safetensors",
+    );
+    let err = s.fetcher().download_file(&req).await.expect_err("corrupt");
+    assert!(matches!(err, Error::Integrity { .. }), "{err}");
+    assert!(err.to_string().contains("sha256"), "{err}");
+    // No blob under a final name, no temp file, no pointer.
+    assert!(s.blob_names().is_empty(), "{:?}", s.blob_names());
+    assert!(
+        !s.snapshot_dir()
+            .join("unet/diffusion_pytorch_model.safetensors")
+            .exists()
+    );
+    // The next run gets it right.
+    let p = s.fetcher().download_file(&req).await.expect("clean");
+    assert_eq!(
+        std::fs::read(p).expect("read"),
+        s.files["unet/diffusion_pytorch_model.safetensors"]
+    );
+}
+
+#[tokio::test]
+async fn a_cut_body_resumes_with_range() {
+    let s = Setup::new().await;
+    s.hub
+        .faults()
+        .push(Fault::cut_after(100_000).on(Route::Cdn).times(1));
+    let req = FileRequest::new(
+        Repo::model("acme/tiny").expect("id"),
+        "unet/diffusion_pytorch_model.safetensors",
+    );
+    let p = s.fetcher().download_file(&req).await.expect("resumed");
+    assert_eq!(
+        std::fs::read(p).expect("read"),
+        s.files["unet/diffusion_pytorch_model.safetensors"]
+    );
+    let cdn: Vec<_> = s
+        .hub
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.route == Route::Cdn)
+        .collect();
+    assert_eq!(cdn.len(), 2, "{cdn:#?}");
+    assert_eq!(
+        cdn[1].range.as_deref(),
+        Some("bytes=100000-299999"),
+        "{cdn:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_ignoring_range_still_yields_the_right_bytes() {
+    let s = Setup::new().await;
+    s.hub
+        .faults()
+        .push(Fault::ignore_range().on(Route::Cdn).times(2));
+    let p = s.fetcher().download_file(&big()).await.expect("big");
+    assert_eq!(std::fs::read(p).expect("read"), s.files["big.safetensors"]);
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried() {
+    let s = Setup::new().await;
+    s.hub
+        .faults()
+        .push(Fault::status(503).on(Route::ApiRepo).times(2));
+    s.hub
+        .faults()
+        .push(Fault::status(500).on(Route::Cdn).times(2));
+    let snap = s
+        .fetcher()
+        .snapshot(&SnapshotRequest::new(Repo::model("acme/tiny").expect("id")))
+        .await
+        .expect("retried");
+    assert_eq!(read_tree(&snap.path), s.files);
+    assert_eq!(s.hub.log().count(Route::ApiRepo), 3);
+}
+
+#[tokio::test]
+async fn two_fetchers_on_one_cache_download_each_blob_once() {
+    let s = Setup::new().await;
+    let a = s.fetcher();
+    let b = s.fetcher();
+    let req = SnapshotRequest::new(Repo::model("acme/tiny").expect("id"));
+    let (ra, rb) = tokio::join!(a.snapshot(&req), b.snapshot(&req));
+    let (ra, rb) = (ra.expect("a"), rb.expect("b"));
+    assert_eq!(read_tree(&ra.path), s.files);
+    assert_eq!(ra.path, rb.path);
+    let total: u64 = s.files.values().map(|b| b.len() as u64).sum();
+    assert_eq!(ra.downloaded_bytes + rb.downloaded_bytes, total);
+}
