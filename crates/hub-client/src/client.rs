@@ -492,22 +492,7 @@ impl HubClient {
             if redirects == Redirects::RelativeOnly && (absolute || location.starts_with("//")) {
                 return Ok(answer);
             }
-            let target = current.join(&location).map_err(|e| Error::Protocol {
-                url: current.to_string(),
-                what: format!("redirect to an invalid Location {location:?}: {e}"),
-            })?;
-            if current.scheme() == "https" && target.scheme() != "https" {
-                return Err(Error::InsecureRedirect {
-                    from: current.to_string(),
-                    to: target.to_string(),
-                });
-            }
-            if !matches!(target.scheme(), "http" | "https") {
-                return Err(Error::Protocol {
-                    url: current.to_string(),
-                    what: format!("redirect to a non-HTTP URL {target}"),
-                });
-            }
+            let target = redirect_target(&current, &location)?;
             if target.origin() != current.origin() {
                 auth = None;
             }
@@ -731,6 +716,28 @@ impl HubClient {
     }
 }
 
+/// Resolves a redirect's `Location` against the current URL, refusing HTTPS→HTTP downgrades and
+/// non-HTTP targets.
+pub(crate) fn redirect_target(current: &Url, location: &str) -> Result<Url> {
+    let target = current.join(location).map_err(|e| Error::Protocol {
+        url: current.to_string(),
+        what: format!("redirect to an invalid Location {location:?}: {e}"),
+    })?;
+    if current.scheme() == "https" && target.scheme() == "http" {
+        return Err(Error::InsecureRedirect {
+            from: current.to_string(),
+            to: target.to_string(),
+        });
+    }
+    if !matches!(target.scheme(), "http" | "https") {
+        return Err(Error::Protocol {
+            url: current.to_string(),
+            what: format!("redirect to a non-HTTP URL {target}"),
+        });
+    }
+    Ok(target)
+}
+
 async fn read_error_message(body: Incoming, idle: Duration) -> Option<String> {
     let mut body = body;
     let mut buf = BytesMut::new();
@@ -851,5 +858,40 @@ impl ByteStream {
             buf.extend_from_slice(&chunk);
         }
         Ok(buf.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_rules() {
+        let https = Url::parse("https://hub.example/org/name/resolve/main/a?x=1").unwrap();
+        let err = redirect_target(&https, "http://hub.example/a").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refusing the redirect from https://hub.example/org/name/resolve/main/a?x=1 to \
+             http://hub.example/a: it downgrades HTTPS to HTTP"
+        );
+        let t = redirect_target(&https, "/api/resolve-cache/x?etag=%22e%22").unwrap();
+        assert_eq!(
+            t.as_str(),
+            "https://hub.example/api/resolve-cache/x?etag=%22e%22"
+        );
+        assert_eq!(t.origin(), https.origin());
+        let cdn = redirect_target(&https, "https://cdn.example/blob?sig=1").unwrap();
+        assert_ne!(cdn.origin(), https.origin());
+        // HTTP to HTTPS is an upgrade, but still another origin: the token is dropped.
+        let http = Url::parse("http://hub.example/a").unwrap();
+        let up = redirect_target(&http, "https://hub.example/a").unwrap();
+        assert_ne!(up.origin(), http.origin());
+        assert!(redirect_target(&https, "ftp://x/y").is_err());
+
+        let auth = Auth::for_url(&https, Token::new("hf_secret_token_abc"));
+        assert!(auth.applies_to(&t));
+        assert!(!auth.applies_to(&cdn));
+        assert!(!auth.applies_to(&Url::parse("https://hub.example:444/a").unwrap()));
+        assert!(!auth.applies_to(&Url::parse("http://hub.example/a").unwrap()));
     }
 }

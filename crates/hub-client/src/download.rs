@@ -231,8 +231,10 @@ impl HubClient {
         state: &mut State,
     ) -> Result<()> {
         let from = sink.position();
-        let ranged = from > 0 || state.expected_end.is_some();
-        let req_range = ranged.then_some((from, state.expected_end));
+        // Only the caller's end goes into `Range`; an end learned from an earlier answer is used
+        // to check what arrives, not to shape the request.
+        let ranged = from > 0 || range.end.is_some();
+        let req_range = ranged.then_some((from, range.end));
         let resp = self
             .send_once(
                 Method::GET,
@@ -277,9 +279,9 @@ impl HubClient {
                         url: final_url.to_string(),
                         what: format!(
                             "asked for bytes {from}-{} but the server sent Content-Range {cr:?}",
-                            state
-                                .expected_end
-                                .map(|e| (e - 1).to_string())
+                            range
+                                .end
+                                .map(|e| e.saturating_sub(1).to_string())
                                 .unwrap_or_default()
                         ),
                     });
