@@ -11,6 +11,9 @@ use bytes::Bytes;
 use crate::faults::FaultAction;
 use crate::repo::CHUNK;
 
+/// How long a cut body waits for the bytes before the cut to reach the client.
+const CUT_FLUSH_PAUSE: Duration = Duration::from_millis(50);
+
 /// What a `Range` header asks of a body of `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum RangeRequest {
@@ -124,6 +127,10 @@ async fn step(mut st: State) -> Option<(io::Result<Bytes>, State)> {
         Some(BodyFault::Cut(after)) => {
             if st.sent >= after {
                 st.failed = true;
+                // hyper flushes what it buffered while the body is pending; without this
+                // pause the bytes before the cut (even the headers) would be dropped with
+                // the connection.
+                tokio::time::sleep(CUT_FLUSH_PAUSE).await;
                 // An error from the body stream makes hyper abort the connection, so the
                 // client sees fewer bytes than `Content-Length` promised.
                 return Some((Err(io::Error::other("injected fault: body cut")), st));
