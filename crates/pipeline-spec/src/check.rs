@@ -1,0 +1,1028 @@
+//! Turns a position-carrying YAML tree into a [`PipelineSpec`], collecting every problem.
+//!
+//! The checker never stops at the first problem: each rule reports and moves on, and the typed
+//! spec is built only when nothing was reported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::Diagnostic;
+use crate::model::{
+    ComponentSource, DEFAULT_REVISION, ModelIndexOverride, PipelineSpec, RepoFile, RepoId,
+    VariantPref,
+};
+use crate::source::Source;
+use crate::tree::{Kind, Node, Pos};
+use crate::validators::{
+    validate_component_name, validate_relative_path, validate_revision, validate_sha256,
+    validate_spec_name, validate_url, validate_variant,
+};
+
+/// The keys allowed at the top of a spec.
+pub(crate) const TOP_KEYS: &[&str] = &[
+    "name",
+    "repo_id",
+    "revision",
+    "variant",
+    "model_index",
+    "components",
+];
+
+/// The keys that choose where a component comes from; exactly one must be present.
+pub(crate) const SOURCE_KEYS: &[&str] = &["hf_repo", "source", "local_path", "urls"];
+
+/// Every key allowed in a component.
+pub(crate) const COMPONENT_KEYS: &[&str] = &[
+    "hf_repo",
+    "source",
+    "local_path",
+    "urls",
+    "variant",
+    "revision",
+    "sha256",
+];
+
+const REPO_ID_HELP: &str = "repo ids look like `stabilityai/stable-diffusion-xl-base-1.0`";
+const REVISION_HELP: &str = "use a branch, a tag or a 40-hex commit hash, such as `main`";
+const VARIANT_HELP: &str = "a variant is a token such as `fp16`, `bf16` or `non_ema`";
+
+/// Where relative paths are resolved and what the spec is called when it has no `name`.
+pub(crate) struct Context<'a> {
+    pub base_dir: &'a Path,
+    pub stem: Option<&'a str>,
+}
+
+pub(crate) struct Checker<'s> {
+    source: &'s Source<'s>,
+    context: Context<'s>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// One key of a mapping, after duplicate and type checks.
+struct Entry<'n> {
+    key: &'n str,
+    key_node: &'n Node,
+    value: &'n Node,
+}
+
+impl<'s> Checker<'s> {
+    pub fn new(source: &'s Source<'s>, context: Context<'s>) -> Self {
+        Checker {
+            source,
+            context,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    pub fn into_diagnostics(self) -> Vec<Diagnostic> {
+        self.diagnostics
+    }
+
+    fn error(&mut self, pos: Pos, message: impl Into<String>, help: impl Into<Option<String>>) {
+        let diagnostic = self.source.error(pos, message, help.into());
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// Checks the whole document; returns the spec when no problem was found.
+    pub fn spec(&mut self, root: Option<&Node>) -> Option<PipelineSpec> {
+        let Some(root) = root.filter(|node| !node.is_null()) else {
+            let pos = Pos {
+                line: 1,
+                column: 1,
+                width: 1,
+            };
+            self.error(
+                pos,
+                "the spec is empty",
+                Some(
+                    "a spec needs at least `repo_id: ORG/NAME`, the base repo of the pipeline"
+                        .to_owned(),
+                ),
+            );
+            return None;
+        };
+        if !matches!(root.kind, Kind::Map(_)) {
+            self.error(
+                root.pos,
+                format!(
+                    "a spec must be a mapping of keys such as `repo_id:`, found {}",
+                    root.describe()
+                ),
+                Some("start with `repo_id: ORG/NAME` on its own line".to_owned()),
+            );
+            return None;
+        }
+        let mut name = None;
+        let mut repo_id = None;
+        let mut repo_id_seen = false;
+        let mut revision = None;
+        let mut variant = None;
+        let mut model_index = None;
+        let mut components = BTreeMap::new();
+        for entry in self.entries(root, "") {
+            let value = entry.value;
+            match entry.key {
+                "name" => {
+                    if let Some(text) = self.string(value, "`name`") {
+                        match validate_spec_name(text) {
+                            Ok(()) => name = Some(text.to_owned()),
+                            Err(reason) => self.error(
+                                value.pos,
+                                format!("invalid name `{text}`: {reason}"),
+                                Some(
+                                    "a name is used as a folder name, such as `sdxl-fp16`"
+                                        .to_owned(),
+                                ),
+                            ),
+                        }
+                    }
+                }
+                "repo_id" => {
+                    repo_id_seen = true;
+                    if let Some(text) = self.string(value, "`repo_id`") {
+                        repo_id = self.repo_id(text, value.pos, "");
+                    }
+                }
+                "revision" => revision = self.revision(value),
+                "variant" => variant = self.top_variant(value),
+                "model_index" => model_index = self.model_index(value),
+                "components" => components = self.components(value),
+                _ => {
+                    // A misspelt `repo_id` already says what is wrong; "missing `repo_id`"
+                    // on top would only repeat it.
+                    repo_id_seen |= suggest(entry.key, TOP_KEYS) == Some("repo_id");
+                    self.unknown_key(&entry, TOP_KEYS, "");
+                }
+            }
+        }
+        if !repo_id_seen {
+            self.error(
+                root.pos,
+                "missing `repo_id`",
+                Some("add `repo_id: ORG/NAME`, the base repo of the pipeline".to_owned()),
+            );
+        }
+        let repo_id = repo_id?;
+        if !self.diagnostics.is_empty() {
+            return None;
+        }
+        Some(PipelineSpec {
+            name: name.unwrap_or_else(|| default_name(self.context.stem, &repo_id)),
+            repo_id,
+            revision: revision.unwrap_or_else(|| DEFAULT_REVISION.to_owned()),
+            variant,
+            model_index,
+            components,
+        })
+    }
+
+    /// The entries of a mapping node, reporting non-string and duplicate keys.
+    ///
+    /// `context` is appended to messages, such as " in component `vae`".
+    fn entries<'n>(&mut self, node: &'n Node, context: &str) -> Vec<Entry<'n>> {
+        let Kind::Map(pairs) = &node.kind else {
+            return Vec::new();
+        };
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut entries = Vec::new();
+        for (key_node, value) in pairs {
+            let Kind::Scalar { value: key, .. } = &key_node.kind else {
+                self.error(
+                    key_node.pos,
+                    format!(
+                        "a key must be plain text, found {}{context}",
+                        key_node.describe()
+                    ),
+                    None,
+                );
+                continue;
+            };
+            if let Some(first_line) = seen.get(key.as_str()) {
+                self.error(
+                    key_node.pos,
+                    format!("duplicate key `{key}`{context}"),
+                    Some(format!(
+                        "`{key}` is already set on line {first_line}; keep only one"
+                    )),
+                );
+                continue;
+            }
+            seen.insert(key, key_node.pos.line);
+            entries.push(Entry {
+                key,
+                key_node,
+                value,
+            });
+        }
+        entries
+    }
+
+    fn unknown_key(&mut self, entry: &Entry<'_>, known: &[&str], context: &str) {
+        let key = entry.key;
+        let help = if let Some(suggestion) = suggest(key, known) {
+            format!("did you mean `{suggestion}`?")
+        } else if context.is_empty() && COMPONENT_KEYS.contains(&key) {
+            format!("`{key}` belongs to a component, under `components:`")
+        } else if context.is_empty() && looks_like_component(entry.value) {
+            format!("`{key}` looks like a component; put it under `components:`")
+        } else {
+            format!("expected one of {}", list(known))
+        };
+        self.error(
+            entry.key_node.pos,
+            format!("unknown key `{key}`{context}"),
+            Some(help),
+        );
+    }
+
+    /// A non-null scalar, or a reported problem.
+    fn string<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n str> {
+        match &node.kind {
+            Kind::Scalar { .. } if node.is_null() => {
+                self.error(node.pos, format!("{what} needs a value"), None);
+                None
+            }
+            Kind::Scalar { value, .. } => Some(value),
+            _ => {
+                self.error(
+                    node.pos,
+                    format!("{what} must be a string, found {}", node.describe()),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn repo_id(&mut self, text: &str, pos: Pos, context: &str) -> Option<RepoId> {
+        match RepoId::new(text) {
+            Ok(repo_id) => Some(repo_id),
+            Err(reason) => {
+                // People paste the repo's web address; tell them which part to keep.
+                let pasted: Vec<&str> = text
+                    .strip_prefix("https://huggingface.co/")
+                    .map(|rest| rest.split('/').take(2).collect())
+                    .unwrap_or_default();
+                let help = match pasted.as_slice() {
+                    [org, name] => format!("write only ORG/NAME: `{org}/{name}`"),
+                    _ => REPO_ID_HELP.to_owned(),
+                };
+                self.error(
+                    pos,
+                    format!("invalid repo id `{text}`{context}: {reason}"),
+                    Some(help),
+                );
+                None
+            }
+        }
+    }
+
+    fn revision(&mut self, node: &Node) -> Option<String> {
+        let text = self.string(node, "`revision`")?;
+        match validate_revision(text) {
+            Ok(()) => Some(text.to_owned()),
+            Err(reason) => {
+                self.error(
+                    node.pos,
+                    format!("invalid revision `{text}`: {reason}"),
+                    Some(REVISION_HELP.to_owned()),
+                );
+                None
+            }
+        }
+    }
+
+    fn variant_name(&mut self, text: &str, pos: Pos) -> Option<String> {
+        match validate_variant(text) {
+            Ok(()) => Some(text.to_owned()),
+            Err(reason) => {
+                self.error(
+                    pos,
+                    format!("invalid variant `{text}`: {reason}"),
+                    Some(VARIANT_HELP.to_owned()),
+                );
+                None
+            }
+        }
+    }
+
+    fn top_variant(&mut self, node: &Node) -> Option<String> {
+        match &node.kind {
+            Kind::Scalar { .. } if node.is_null() => None,
+            Kind::Scalar { value, .. } => self.variant_name(value, node.pos),
+            _ => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "the top-level `variant` is a single name, found {}",
+                        node.describe()
+                    ),
+                    Some(
+                        "preference lists such as `[bf16, fp16, null]` go on a component's `variant`"
+                            .to_owned(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn model_index(&mut self, node: &Node) -> Option<ModelIndexOverride> {
+        match &node.kind {
+            Kind::Scalar { .. } if node.is_null() => None,
+            Kind::Scalar { value, .. } => {
+                let (raw, resolved) = self.local_path(value, node.pos, "model_index")?;
+                Some(ModelIndexOverride::Path {
+                    raw: raw.to_string_lossy().into_owned(),
+                    resolved,
+                })
+            }
+            Kind::Map(_) => match self.json(node, "model_index")? {
+                serde_json::Value::Object(map) => Some(ModelIndexOverride::Inline(map)),
+                _ => None,
+            },
+            Kind::Seq(_) => {
+                self.error(
+                    node.pos,
+                    "`model_index` must be a path or a mapping, found a list",
+                    Some(
+                        "give a path to a JSON file, or write the content inline as a mapping"
+                            .to_owned(),
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Converts a node into JSON, typing plain scalars like the YAML core schema.
+    fn json(&mut self, node: &Node, what: &str) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        match &node.kind {
+            Kind::Scalar { .. } if node.is_null() => Some(Value::Null),
+            Kind::Scalar {
+                value,
+                plain: false,
+            } => Some(Value::String(value.clone())),
+            Kind::Scalar { value, plain: true } => match plain_scalar(value) {
+                Ok(json) => Some(json),
+                Err(reason) => {
+                    self.error(node.pos, format!("`{value}` in `{what}`: {reason}"), None);
+                    None
+                }
+            },
+            Kind::Seq(items) => {
+                let mut array = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for item in items {
+                    match self.json(item, what) {
+                        Some(value) => array.push(value),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Value::Array(array))
+            }
+            Kind::Map(_) => {
+                let mut object = serde_json::Map::new();
+                let mut ok = true;
+                for entry in self.entries(node, &format!(" in `{what}`")) {
+                    match self.json(entry.value, what) {
+                        Some(value) => {
+                            object.insert(entry.key.to_owned(), value);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Value::Object(object))
+            }
+        }
+    }
+
+    /// Validates a local path and resolves it: `~` is the home folder, a relative path is
+    /// relative to the spec's folder.
+    fn local_path(&mut self, text: &str, pos: Pos, what: &str) -> Option<(PathBuf, PathBuf)> {
+        let problem = if text.is_empty() {
+            Some(("it is empty".to_owned(), None))
+        } else if text.contains('\0') {
+            Some(("it contains a NUL character".to_owned(), None))
+        } else if text.starts_with('~') && text != "~" && !text.starts_with("~/") {
+            Some((
+                "`~user` paths are not supported".to_owned(),
+                Some("write `~/...` for your own home folder, or the full path".to_owned()),
+            ))
+        } else {
+            None
+        };
+        if let Some((reason, help)) = problem {
+            self.error(
+                pos,
+                format!("invalid `{what}` path `{text}`: {reason}"),
+                help,
+            );
+            return None;
+        }
+        let raw = PathBuf::from(text);
+        let resolved = if let Some(rest) = text.strip_prefix('~') {
+            let Some(home) = home_dir() else {
+                self.error(
+                    pos,
+                    format!("cannot expand `~` in `{what}`: the home folder is unknown"),
+                    Some("set HOME, or write the full path".to_owned()),
+                );
+                return None;
+            };
+            home.join(rest.trim_start_matches('/'))
+        } else if raw.is_absolute() {
+            raw.clone()
+        } else {
+            self.context.base_dir.join(&raw)
+        };
+        Some((raw, resolved))
+    }
+
+    fn components(&mut self, node: &Node) -> BTreeMap<String, ComponentSource> {
+        let mut components = BTreeMap::new();
+        match &node.kind {
+            Kind::Map(_) => {}
+            Kind::Scalar { .. } if node.is_null() => return components,
+            _ => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "`components` must be a mapping from component name to source, found {}",
+                        node.describe()
+                    ),
+                    Some("for example `components: {vae: {hf_repo: ORG/NAME/vae}}`".to_owned()),
+                );
+                return components;
+            }
+        }
+        for entry in self.entries(node, " in `components`") {
+            if let Err(reason) = validate_component_name(entry.key) {
+                self.error(
+                    entry.key_node.pos,
+                    format!("invalid component name `{}`: {reason}", entry.key),
+                    Some(
+                        "component names are the pipeline's folders, such as `unet` or `text_encoder_2`"
+                            .to_owned(),
+                    ),
+                );
+            }
+            if let Some(source) = self.component(&entry) {
+                components.insert(entry.key.to_owned(), source);
+            }
+        }
+        components
+    }
+
+    fn component(&mut self, component: &Entry<'_>) -> Option<ComponentSource> {
+        let name = component.key;
+        let node = component.value;
+        if node.is_null() {
+            return Some(ComponentSource::Removed);
+        }
+        if !matches!(node.kind, Kind::Map(_)) {
+            self.error(
+                node.pos,
+                format!(
+                    "component `{name}` must be a mapping with one source, or `null` to drop it; found {}",
+                    node.describe()
+                ),
+                Some(format!("for example `{name}: {{hf_repo: ORG/NAME/{name}}}`")),
+            );
+            return None;
+        }
+        let context = format!(" in component `{name}`");
+        let mut sources = Vec::new();
+        let mut modifiers: Vec<Entry<'_>> = Vec::new();
+        let mut misspelt_source = false;
+        for entry in self.entries(node, &context) {
+            if SOURCE_KEYS.contains(&entry.key) {
+                sources.push(entry);
+            } else if COMPONENT_KEYS.contains(&entry.key) {
+                modifiers.push(entry);
+            } else {
+                misspelt_source |= suggest(entry.key, COMPONENT_KEYS)
+                    .is_some_and(|suggestion| SOURCE_KEYS.contains(&suggestion));
+                self.unknown_key(&entry, COMPONENT_KEYS, &context);
+            }
+        }
+        let source = match sources.as_slice() {
+            // The misspelt key's own message ("did you mean `hf_repo`?") says it all.
+            [] if misspelt_source => return None,
+            [] => {
+                self.error(
+                    component.key_node.pos,
+                    format!("component `{name}` has no source"),
+                    Some(format!(
+                        "give one of `hf_repo`, `source`, `local_path` or `urls`, or write `{name}: null` to drop the component"
+                    )),
+                );
+                return None;
+            }
+            [source] => source,
+            [first, second, ..] => {
+                self.error(
+                    second.key_node.pos,
+                    format!(
+                        "component `{name}` has more than one source: `{}` and `{}`",
+                        first.key, second.key
+                    ),
+                    Some("a component comes from exactly one place; keep one of them".to_owned()),
+                );
+                return None;
+            }
+        };
+        let allowed: &[&str] = match source.key {
+            "hf_repo" => &["variant", "revision"],
+            "source" => &["revision"],
+            "urls" => &["sha256"],
+            _ => &[],
+        };
+        let mut misplaced = false;
+        for entry in &modifiers {
+            let key = entry.key;
+            if !allowed.contains(&key) {
+                misplaced = true;
+                let help = match key {
+                    "variant" => "`variant` applies only to `hf_repo` components",
+                    "revision" => "`revision` applies to `hf_repo` and `source` components",
+                    _ => "`sha256` pins the files of a `urls` component",
+                };
+                self.error(
+                    entry.key_node.pos,
+                    format!(
+                        "`{key}` does not apply to a `{}` component (`{name}`)",
+                        source.key
+                    ),
+                    Some(help.to_owned()),
+                );
+            }
+        }
+        // Every part is checked before any is combined, so that all problems are reported.
+        let revision = match modifiers.iter().find(|entry| entry.key == "revision") {
+            Some(entry) if allowed.contains(&"revision") => self.revision(entry.value).map(Some),
+            _ => Some(None),
+        };
+        let result = match source.key {
+            "hf_repo" => {
+                let variant = match modifiers.iter().find(|entry| entry.key == "variant") {
+                    Some(entry) => self.variant_pref(entry.value),
+                    None => Some(VariantPref::Inherit),
+                };
+                let repo = self.hf_repo(source.value);
+                let ((repo_id, subfolder), variant, revision) = (repo?, variant?, revision?);
+                ComponentSource::HfRepo {
+                    repo_id,
+                    subfolder,
+                    revision,
+                    variant,
+                }
+            }
+            "source" => {
+                let files = self.files(source.value);
+                ComponentSource::Files {
+                    files: files?,
+                    revision: revision?,
+                }
+            }
+            "local_path" => {
+                let text = self.string(source.value, "`local_path`")?;
+                let (path, resolved) = self.local_path(text, source.value.pos, "local_path")?;
+                ComponentSource::LocalPath { path, resolved }
+            }
+            _ => {
+                let files = self.urls(source.value);
+                let sha256 = match modifiers.iter().find(|entry| entry.key == "sha256") {
+                    Some(entry) => self.sha256(entry.value, &scalar_keys(source.value)),
+                    None => Some(BTreeMap::new()),
+                };
+                ComponentSource::Urls {
+                    files: files?,
+                    sha256: sha256?,
+                }
+            }
+        };
+        (!misplaced).then_some(result)
+    }
+
+    fn hf_repo(&mut self, node: &Node) -> Option<(RepoId, Option<String>)> {
+        let text = self.string(node, "`hf_repo`")?;
+        let mut parts = text.splitn(3, '/');
+        let (Some(org), Some(name)) = (parts.next(), parts.next()) else {
+            self.error(
+                node.pos,
+                format!("invalid `hf_repo` `{text}`: expected ORG/NAME, optionally followed by /subfolder"),
+                Some("for example `hf_repo: stabilityai/stable-diffusion-xl-base-1.0/text_encoder`".to_owned()),
+            );
+            return None;
+        };
+        let repo_id = self.repo_id(&format!("{org}/{name}"), node.pos, " in `hf_repo`");
+        let subfolder = match parts.next() {
+            None => None,
+            Some(subfolder) => match validate_relative_path(subfolder) {
+                Ok(()) => Some(subfolder.to_owned()),
+                Err(reason) => {
+                    self.error(
+                        node.pos,
+                        format!("invalid subfolder `{subfolder}` in `hf_repo`: {reason}"),
+                        Some("write ORG/NAME/folder, such as `org/name/text_encoder`".to_owned()),
+                    );
+                    return None;
+                }
+            },
+        };
+        Some((repo_id?, subfolder))
+    }
+
+    fn variant_pref(&mut self, node: &Node) -> Option<VariantPref> {
+        match &node.kind {
+            Kind::Scalar { .. } if node.is_null() => Some(VariantPref::Prefer(vec![None])),
+            Kind::Scalar { value, .. } => {
+                let variant = self.variant_name(value, node.pos)?;
+                Some(VariantPref::Prefer(vec![Some(variant)]))
+            }
+            Kind::Seq(items) if items.is_empty() => {
+                self.error(
+                    node.pos,
+                    "`variant` lists no variant",
+                    Some(
+                        "list at least one, such as `[fp16, null]` (null = no variant)".to_owned(),
+                    ),
+                );
+                None
+            }
+            Kind::Seq(items) => {
+                let mut list: Vec<Option<String>> = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for item in items {
+                    let variant = match &item.kind {
+                        Kind::Scalar { .. } if item.is_null() => None,
+                        Kind::Scalar { value, .. } => match self.variant_name(value, item.pos) {
+                            Some(variant) => Some(variant),
+                            None => {
+                                ok = false;
+                                continue;
+                            }
+                        },
+                        _ => {
+                            self.error(
+                                item.pos,
+                                format!(
+                                    "a `variant` entry must be a name or null, found {}",
+                                    item.describe()
+                                ),
+                                Some(VARIANT_HELP.to_owned()),
+                            );
+                            ok = false;
+                            continue;
+                        }
+                    };
+                    if list.contains(&variant) {
+                        let shown = variant.as_deref().unwrap_or("null");
+                        self.error(
+                            item.pos,
+                            format!("variant `{shown}` is listed twice"),
+                            Some("each variant is tried once; remove the repetition".to_owned()),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    list.push(variant);
+                }
+                ok.then_some(VariantPref::Prefer(list))
+            }
+            Kind::Map(_) => {
+                self.error(
+                    node.pos,
+                    "`variant` must be a name or a list of names, found a mapping",
+                    Some(VARIANT_HELP.to_owned()),
+                );
+                None
+            }
+        }
+    }
+
+    fn files(&mut self, node: &Node) -> Option<Vec<RepoFile>> {
+        let items = match &node.kind {
+            Kind::Seq(items) if items.is_empty() => {
+                self.error(
+                    node.pos,
+                    "`source` lists no file",
+                    Some(
+                        "list ORG/NAME/path entries, or drop the component with `null`".to_owned(),
+                    ),
+                );
+                return None;
+            }
+            Kind::Seq(items) => items,
+            Kind::Scalar { value, .. } if !node.is_null() => {
+                self.error(
+                    node.pos,
+                    "`source` must be a list of ORG/NAME/path entries, found a string",
+                    Some(format!("write `source: [{value}]`")),
+                );
+                return None;
+            }
+            _ => {
+                self.error(
+                    node.pos,
+                    format!(
+                        "`source` must be a list of ORG/NAME/path entries, found {}",
+                        node.describe()
+                    ),
+                    None,
+                );
+                return None;
+            }
+        };
+        let mut files: Vec<RepoFile> = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for item in items {
+            let Some(text) = self.string(item, "a `source` entry") else {
+                ok = false;
+                continue;
+            };
+            let mut parts = text.splitn(3, '/');
+            let (Some(org), Some(name), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                self.error(
+                    item.pos,
+                    format!("`source` entry `{text}` needs ORG/NAME/path/in/repo"),
+                    Some("for a whole folder, use `hf_repo: ORG/NAME/folder`".to_owned()),
+                );
+                ok = false;
+                continue;
+            };
+            let repo_id = self.repo_id(&format!("{org}/{name}"), item.pos, " in `source`");
+            if let Err(reason) = validate_relative_path(path) {
+                self.error(
+                    item.pos,
+                    format!("invalid path `{path}` in `source` entry `{text}`: {reason}"),
+                    Some("paths inside a repo look like `vae/config.json`".to_owned()),
+                );
+                ok = false;
+                continue;
+            }
+            let Some(repo_id) = repo_id else {
+                ok = false;
+                continue;
+            };
+            let file = RepoFile {
+                repo_id,
+                path: path.to_owned(),
+            };
+            if files.contains(&file) {
+                self.error(
+                    item.pos,
+                    format!("`source` entry `{text}` is listed twice"),
+                    Some("remove the repetition".to_owned()),
+                );
+                ok = false;
+                continue;
+            }
+            files.push(file);
+        }
+        ok.then_some(files)
+    }
+
+    fn urls(&mut self, node: &Node) -> Option<BTreeMap<String, String>> {
+        if !matches!(node.kind, Kind::Map(_)) {
+            self.error(
+                node.pos,
+                format!(
+                    "`urls` must be a mapping from file name to URL, found {}",
+                    node.describe()
+                ),
+                Some("for example `urls: {model.safetensors: https://example.com/model.safetensors}`".to_owned()),
+            );
+            return None;
+        }
+        let entries = self.entries(node, " in `urls`");
+        if entries.is_empty() {
+            self.error(
+                node.pos,
+                "`urls` lists no file",
+                Some("add `filename: https://...` entries".to_owned()),
+            );
+            return None;
+        }
+        let mut files = BTreeMap::new();
+        let mut ok = true;
+        for entry in entries {
+            if let Err(reason) = validate_relative_path(entry.key) {
+                self.error(
+                    entry.key_node.pos,
+                    format!("invalid file name `{}` in `urls`: {reason}", entry.key),
+                    Some("a file name is a relative path such as `model.safetensors`".to_owned()),
+                );
+                ok = false;
+            }
+            let Some(url) = self.string(entry.value, &format!("the URL of `{}`", entry.key)) else {
+                ok = false;
+                continue;
+            };
+            if let Err(reason) = validate_url(url) {
+                self.error(
+                    entry.value.pos,
+                    format!("invalid URL `{url}`: {reason}"),
+                    Some("URLs must use `https://` (plain `http://` only to localhost)".to_owned()),
+                );
+                ok = false;
+                continue;
+            }
+            files.insert(entry.key.to_owned(), url.to_owned());
+        }
+        ok.then_some(files)
+    }
+
+    fn sha256(&mut self, node: &Node, files: &[&str]) -> Option<BTreeMap<String, String>> {
+        if !matches!(node.kind, Kind::Map(_)) {
+            self.error(
+                node.pos,
+                format!(
+                    "`sha256` must be a mapping from file name to hash, found {}",
+                    node.describe()
+                ),
+                Some(
+                    "for example `sha256: {model.safetensors: 0f1e...}` (64 hex digits)".to_owned(),
+                ),
+            );
+            return None;
+        }
+        let mut pins = BTreeMap::new();
+        let mut ok = true;
+        for entry in self.entries(node, " in `sha256`") {
+            if !files.contains(&entry.key) {
+                let help = match suggest(entry.key, files) {
+                    Some(name) => format!("did you mean `{name}`?"),
+                    None => format!(
+                        "the keys of `sha256` are file names from `urls`: {}",
+                        list(files)
+                    ),
+                };
+                self.error(
+                    entry.key_node.pos,
+                    format!(
+                        "`sha256` pins `{}`, which is not a file of `urls`",
+                        entry.key
+                    ),
+                    Some(help),
+                );
+                ok = false;
+            }
+            let Some(hash) = self.string(entry.value, &format!("the SHA-256 of `{}`", entry.key))
+            else {
+                ok = false;
+                continue;
+            };
+            if let Err(reason) = validate_sha256(hash) {
+                self.error(
+                    entry.value.pos,
+                    format!("invalid SHA-256 for `{}`: {reason}", entry.key),
+                    Some("copy the full hash, such as the one `sha256sum` prints".to_owned()),
+                );
+                ok = false;
+                continue;
+            }
+            pins.insert(entry.key.to_owned(), hash.to_ascii_lowercase());
+        }
+        ok.then_some(pins)
+    }
+}
+
+/// Types a plain scalar like the YAML 1.2 core schema: null, booleans, numbers, else a string.
+fn plain_scalar(text: &str) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    match text {
+        "true" | "True" | "TRUE" => return Ok(Value::Bool(true)),
+        "false" | "False" | "FALSE" => return Ok(Value::Bool(false)),
+        ".nan" | ".NaN" | ".NAN" | ".inf" | ".Inf" | ".INF" | "-.inf" | "-.Inf" | "-.INF"
+        | "+.inf" | "+.Inf" | "+.INF" => {
+            return Err("infinities and NaN cannot be written in JSON".to_owned());
+        }
+        _ => {}
+    }
+    if let Ok(int) = text.parse::<i64>() {
+        return Ok(Value::from(int));
+    }
+    if let Ok(int) = text.parse::<u64>() {
+        return Ok(Value::from(int));
+    }
+    let numeric = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.'))
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E'))
+        && text.chars().any(|c| c.is_ascii_digit());
+    if numeric
+        && let Ok(float) = text.parse::<f64>()
+        && let Some(number) = serde_json::Number::from_f64(float)
+    {
+        return Ok(Value::Number(number));
+    }
+    Ok(Value::String(text.to_owned()))
+}
+
+/// A close known word for a misspelt key, if there is one.
+pub(crate) fn suggest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = key.to_ascii_lowercase();
+    let limit = (key.chars().count() / 3).clamp(1, 3);
+    known
+        .iter()
+        .map(|candidate| (strsim::osa_distance(&lower, candidate), *candidate))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// The string keys of a mapping node, as written.
+fn scalar_keys(node: &Node) -> Vec<&str> {
+    match &node.kind {
+        Kind::Map(pairs) => pairs
+            .iter()
+            .filter_map(|(key, _)| match &key.kind {
+                Kind::Scalar { value, .. } => Some(value.as_str()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// True when a mapping holds one of the source keys, as a component would.
+fn looks_like_component(node: &Node) -> bool {
+    match &node.kind {
+        Kind::Map(pairs) => pairs.iter().any(|(key, _)| {
+            matches!(&key.kind, Kind::Scalar { value, .. } if SOURCE_KEYS.contains(&value.as_str()))
+        }),
+        _ => false,
+    }
+}
+
+fn list(words: &[&str]) -> String {
+    let quoted: Vec<String> = words.iter().map(|word| format!("`{word}`")).collect();
+    quoted.join(", ")
+}
+
+/// The name of a spec without `name:`: the file's stem made safe, else the repo's name.
+fn default_name(stem: Option<&str>, repo_id: &RepoId) -> String {
+    let sanitized: String = stem
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(128)
+        .collect();
+    let trimmed = sanitized.trim_matches(['-', '.']);
+    if validate_spec_name(trimmed).is_ok() {
+        trimmed.to_owned()
+    } else {
+        repo_id.name().to_owned()
+    }
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .or_else(|| std::env::var_os("USERPROFILE"))
+        .filter(|home| !home.is_empty())
+        .map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("hf_rpo", COMPONENT_KEYS), Some("hf_repo"));
+        assert_eq!(suggest("reop_id", TOP_KEYS), Some("repo_id"));
+        assert_eq!(suggest("Components", TOP_KEYS), Some("components"));
+        assert_eq!(suggest("weights", COMPONENT_KEYS), None);
+    }
+
+    #[test]
+    fn plain_scalars_follow_the_core_schema() {
+        assert_eq!(plain_scalar("true"), Ok(serde_json::Value::Bool(true)));
+        assert_eq!(plain_scalar("12"), Ok(serde_json::json!(12)));
+        assert_eq!(plain_scalar("1.5"), Ok(serde_json::json!(1.5)));
+        assert_eq!(plain_scalar("0.30.1"), Ok(serde_json::json!("0.30.1")));
+        assert_eq!(plain_scalar("e5"), Ok(serde_json::json!("e5")));
+        assert!(plain_scalar(".nan").is_err());
+    }
+
+    #[test]
+    fn default_names() {
+        let repo = RepoId::new("org/base-model").unwrap();
+        assert_eq!(default_name(Some("sdxl fp16"), &repo), "sdxl-fp16");
+        assert_eq!(default_name(Some("<inline>"), &repo), "inline");
+        assert_eq!(default_name(None, &repo), "base-model");
+    }
+}

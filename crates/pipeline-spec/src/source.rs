@@ -1,0 +1,73 @@
+//! The text being checked, and the construction of diagnostics that quote it.
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::tree::Pos;
+
+/// A spec's text together with the name used for it in messages.
+pub(crate) struct Source<'a> {
+    file: String,
+    text: &'a str,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(file: String, text: &'a str) -> Self {
+        Source { file, text }
+    }
+
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// The 1-based line, without its line break.
+    fn line(&self, line: usize) -> Option<&'a str> {
+        let text = self.text.strip_prefix('\u{feff}').unwrap_or(self.text);
+        let raw = text.split('\n').nth(line.checked_sub(1)?)?;
+        Some(raw.strip_suffix('\r').unwrap_or(raw))
+    }
+
+    /// An error at `pos`, quoting its line.
+    pub fn error(&self, pos: Pos, message: impl Into<String>, help: Option<String>) -> Diagnostic {
+        Diagnostic {
+            file: self.file.clone(),
+            line: pos.line,
+            column: pos.column,
+            width: pos.width,
+            severity: Severity::Error,
+            message: message.into(),
+            help,
+            excerpt: self.line(pos.line).map(str::to_owned),
+        }
+    }
+
+    /// Errors for tabs in the indentation of lines that hold content.
+    ///
+    /// YAML forbids tabs there, and a parser's own message about it ("found a tab character
+    /// that violates indentation") tends to point somewhere else, so they are found up front.
+    pub fn tab_errors(&self) -> Vec<Diagnostic> {
+        let text = self.text.strip_prefix('\u{feff}').unwrap_or(self.text);
+        let mut errors = Vec::new();
+        for (index, line) in text.split('\n').enumerate() {
+            let indent: Vec<char> = line
+                .chars()
+                .take_while(|c| *c == ' ' || *c == '\t')
+                .collect();
+            let rest = &line[indent.len()..];
+            let has_content = !rest.trim().is_empty() && !rest.starts_with('#');
+            if let Some(at) = indent.iter().position(|c| *c == '\t')
+                && has_content
+            {
+                let pos = Pos {
+                    line: index + 1,
+                    column: at + 1,
+                    width: 1,
+                };
+                errors.push(self.error(
+                    pos,
+                    "tab character in indentation",
+                    Some("YAML indents with spaces only; replace the tab with spaces".to_owned()),
+                ));
+            }
+        }
+        errors
+    }
+}
