@@ -4,7 +4,8 @@
 //! Only `read_dir`, `symlink_metadata`, `metadata` and `read_link` are used, plus reading the tiny
 //! ref files: no blob is opened. Each blob is stat-ed once even if many snapshots point at it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -183,11 +184,13 @@ impl HfCache {
         }
         repos.sort_by(|a, b| (a.repo_type, &a.repo_id).cmp(&(b.repo_type, &b.repo_id)));
 
-        let mut seen = BTreeSet::new();
+        // Paths are compared as raw strings: they are normalised already, and `Path`'s
+        // component-wise hashing and ordering dominate the scan time otherwise.
+        let mut seen = HashSet::new();
         let mut size_on_disk = 0;
         for repo in &repos {
             for file in repo.revisions.iter().flat_map(|r| &r.files) {
-                if seen.insert(&file.blob_path) {
+                if seen.insert(file.blob_path.as_os_str()) {
                     size_on_disk += file.size;
                 }
             }
@@ -304,10 +307,17 @@ fn scan_repo(path: &Path, name: &str) -> Result<CachedRepo, CacheWarning> {
         }
         Ok(m) if m.is_dir() => {
             let mut files = Vec::new();
-            walk_files(&refs_dir, String::new(), &mut files).map_err(unreadable)?;
-            for (ref_name, ref_path) in files {
+            walk_files(&refs_dir, "", &mut files).map_err(unreadable)?;
+            for WalkEntry {
+                rel: ref_name,
+                path: ref_path,
+                symlink,
+            } in files
+            {
                 let base = ref_name.rsplit('/').next().unwrap_or(&ref_name);
-                if FILES_TO_IGNORE.contains(&base) {
+                if FILES_TO_IGNORE.contains(&base)
+                    || (symlink && fs::metadata(&ref_path).is_ok_and(|m| m.is_dir()))
+                {
                     continue;
                 }
                 let content = fs::read(&ref_path).map_err(unreadable)?;
@@ -319,7 +329,8 @@ fn scan_repo(path: &Path, name: &str) -> Result<CachedRepo, CacheWarning> {
     }
 
     // Snapshots.
-    let mut blob_stats: HashMap<PathBuf, BlobStat> = HashMap::new();
+    // Keyed by the raw path string (see `HfCache::scan`).
+    let mut blob_stats: HashMap<OsString, BlobStat> = HashMap::new();
     let mut revision_names = Vec::new();
     for entry in fs::read_dir(&snapshots).map_err(unreadable)? {
         revision_names.push(entry.map_err(unreadable)?.file_name());
@@ -344,36 +355,56 @@ fn scan_repo(path: &Path, name: &str) -> Result<CachedRepo, CacheWarning> {
             ));
         }
         let mut entries = Vec::new();
-        walk_files(&revision_path, String::new(), &mut entries).map_err(unreadable)?;
-        entries.sort();
+        walk_files(&revision_path, "", &mut entries).map_err(unreadable)?;
+        entries.sort_by(|a, b| a.rel.cmp(&b.rel));
         let mut files = Vec::new();
-        let mut revision_blobs = BTreeSet::new();
-        for (repo_path, file_path) in entries {
-            let blob_path = match fs::read_link(&file_path) {
-                Ok(target) => normalize_lexically(&file_path.parent().unwrap_or(path).join(target)),
-                Err(_) => file_path.clone(),
+        let mut revision_blobs = HashSet::new();
+        for entry in entries {
+            // Keep the first symlink hop, as Python does: a repo blob may itself point into the
+            // shared store, and the repo-level blob is what deletion must consider.
+            let blob_path = if entry.symlink {
+                match fs::read_link(&entry.path) {
+                    Ok(target) => {
+                        normalize_lexically(&entry.path.parent().unwrap_or(path).join(target))
+                    }
+                    Err(e) => return Err(unreadable(e)),
+                }
+            } else {
+                entry.path.clone()
             };
-            if !blob_stats.contains_key(&blob_path) {
-                let Ok(meta) = fs::metadata(&blob_path) else {
-                    return Err(warning(
-                        CacheWarningKind::BlobMissing,
-                        path,
-                        format!("Blob missing (broken symlink): {}", blob_path.display()),
-                    ));
-                };
-                blob_stats.insert(
-                    blob_path.clone(),
-                    BlobStat {
-                        size: meta.len(),
-                        accessed: meta.accessed().ok(),
-                        modified: meta.modified().ok(),
-                    },
-                );
-            }
-            let size = blob_stats.get(&blob_path).map_or(0, |s| s.size);
-            revision_blobs.insert(blob_path.clone());
+            let size = match blob_stats.get(blob_path.as_os_str()) {
+                Some(stat) => stat.size,
+                None => {
+                    let meta = match fs::metadata(&blob_path) {
+                        Ok(meta) => meta,
+                        // A symlink to a missing directory is just as broken.
+                        Err(_) => {
+                            return Err(warning(
+                                CacheWarningKind::BlobMissing,
+                                path,
+                                format!("Blob missing (broken symlink): {}", blob_path.display()),
+                            ));
+                        }
+                    };
+                    if meta.is_dir() {
+                        // A symlink to a directory: Python's glob lists it and `is_dir()` skips it.
+                        continue;
+                    }
+                    let size = meta.len();
+                    blob_stats.insert(
+                        blob_path.clone().into_os_string(),
+                        BlobStat {
+                            size,
+                            accessed: meta.accessed().ok(),
+                            modified: meta.modified().ok(),
+                        },
+                    );
+                    size
+                }
+            };
+            revision_blobs.insert(blob_path.clone().into_os_string());
             files.push(CachedFile {
-                path: repo_path,
+                path: entry.rel,
                 blob_path,
                 size,
             });
@@ -432,9 +463,19 @@ fn scan_repo(path: &Path, name: &str) -> Result<CachedRepo, CacheWarning> {
     })
 }
 
-/// Collects every non-directory entry under `dir` (following symlinks to decide what is a
-/// directory, as Python's `is_dir()` does), with its `/`-joined path relative to `dir`.
-fn walk_files(dir: &Path, prefix: String, out: &mut Vec<(String, PathBuf)>) -> io::Result<()> {
+/// An entry found while walking a folder: its `/`-joined relative name, its path, and whether it is
+/// a symlink (whose target may still turn out to be a directory).
+struct WalkEntry {
+    rel: String,
+    path: PathBuf,
+    symlink: bool,
+}
+
+/// Collects every entry under `dir` that is not a real directory, with its `/`-joined path
+/// relative to `dir`. Symlinks are reported without being followed: callers stat their target
+/// anyway, and skip it if it is a directory (as Python's `is_dir()` does), which saves one stat
+/// per file.
+fn walk_files(dir: &Path, prefix: &str, out: &mut Vec<WalkEntry>) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -445,18 +486,14 @@ fn walk_files(dir: &Path, prefix: String, out: &mut Vec<(String, PathBuf)>) -> i
         };
         let path = entry.path();
         let file_type = entry.file_type()?;
-        let is_dir = if file_type.is_symlink() {
-            fs::metadata(&path).is_ok_and(|m| m.is_dir())
+        if file_type.is_dir() {
+            walk_files(&path, &rel, out)?;
         } else {
-            file_type.is_dir()
-        };
-        if is_dir {
-            // Symlinked directories are reported by Python's glob but not descended into.
-            if !file_type.is_symlink() {
-                walk_files(&path, rel, out)?;
-            }
-        } else {
-            out.push((rel, path));
+            out.push(WalkEntry {
+                rel,
+                path,
+                symlink: file_type.is_symlink(),
+            });
         }
     }
     Ok(())
