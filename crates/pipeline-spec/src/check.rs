@@ -3,7 +3,7 @@
 //! The checker never stops at the first problem: each rule reports and moves on, and the typed
 //! spec is built only when nothing was reported.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
@@ -654,6 +654,7 @@ impl<'s> Checker<'s> {
             }
             Kind::Seq(items) => {
                 let mut list: Vec<Option<String>> = Vec::with_capacity(items.len());
+                let mut seen: HashSet<Option<String>> = HashSet::new();
                 let mut ok = true;
                 for item in items {
                     let variant = match &item.kind {
@@ -678,7 +679,7 @@ impl<'s> Checker<'s> {
                             continue;
                         }
                     };
-                    if list.contains(&variant) {
+                    if !seen.insert(variant.clone()) {
                         let shown = variant.as_deref().unwrap_or("null");
                         self.error(
                             item.pos,
@@ -737,6 +738,7 @@ impl<'s> Checker<'s> {
             }
         };
         let mut files: Vec<RepoFile> = Vec::with_capacity(items.len());
+        let mut seen: HashSet<RepoFile> = HashSet::new();
         let mut ok = true;
         for item in items {
             let Some(text) = self.string(item, "a `source` entry") else {
@@ -772,7 +774,7 @@ impl<'s> Checker<'s> {
                 repo_id,
                 path: path.to_owned(),
             };
-            if files.contains(&file) {
+            if !seen.insert(file.clone()) {
                 self.error(
                     item.pos,
                     format!("`source` entry `{text}` is listed twice"),
@@ -852,14 +854,22 @@ impl<'s> Checker<'s> {
         }
         let mut pins = BTreeMap::new();
         let mut ok = true;
+        let known: HashSet<&str> = files.iter().copied().collect();
         for entry in self.entries(node, " in `sha256`") {
-            if !files.contains(&entry.key) {
-                let help = match suggest(entry.key, files) {
+            if !known.contains(entry.key) {
+                // Suggestions compare against every file name; a huge list gets none.
+                let suggestion = if files.len() <= 100 {
+                    suggest(entry.key, files)
+                } else {
+                    None
+                };
+                let help = match suggestion {
                     Some(name) => format!("did you mean `{name}`?"),
-                    None => format!(
+                    None if files.len() <= 100 => format!(
                         "the keys of `sha256` are file names from `urls`: {}",
                         list(files)
                     ),
+                    None => "the keys of `sha256` are file names from `urls`".to_owned(),
                 };
                 self.error(
                     entry.key_node.pos,

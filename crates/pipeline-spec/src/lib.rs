@@ -75,6 +75,10 @@ pub use validators::{
     validate_spec_name, validate_url, validate_variant,
 };
 
+/// The most diagnostics reported for one spec; a file that is not a spec at all would
+/// otherwise bury the terminal.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
 /// The keys allowed at the top of a spec, in documentation order.
 pub const TOP_LEVEL_KEYS: &[&str] = check::TOP_KEYS;
 
@@ -124,6 +128,17 @@ pub fn parse_str(text: &str, origin: impl AsRef<Path>) -> Result<PipelineSpec, D
     };
     diagnostics.extend(checker.into_diagnostics());
     diagnostics.sort_by_key(|d| (d.line, d.column));
+    if diagnostics.len() > MAX_DIAGNOSTICS {
+        let more = diagnostics.len() - MAX_DIAGNOSTICS;
+        diagnostics.truncate(MAX_DIAGNOSTICS);
+        diagnostics.push(
+            Diagnostic::file_error(
+                origin.display().to_string(),
+                format!("{more} more problems not shown"),
+            )
+            .with_help("fix the problems above and validate again"),
+        );
+    }
     match spec {
         Some(spec) if diagnostics.is_empty() => Ok(spec),
         _ => Err(diagnostics.into()),

@@ -7,11 +7,19 @@ use crate::tree::Pos;
 pub(crate) struct Source<'a> {
     file: String,
     text: &'a str,
+    /// The lines of `text` (after a byte-order mark), so that quoting one is cheap even when
+    /// a large file yields many diagnostics.
+    lines: Vec<&'a str>,
 }
 
 impl<'a> Source<'a> {
     pub fn new(file: String, text: &'a str) -> Self {
-        Source { file, text }
+        let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let lines = body
+            .split('\n')
+            .map(|line| line.strip_suffix('\r').unwrap_or(line))
+            .collect();
+        Source { file, text, lines }
     }
 
     pub fn text(&self) -> &'a str {
@@ -20,9 +28,7 @@ impl<'a> Source<'a> {
 
     /// The 1-based line, without its line break.
     fn line(&self, line: usize) -> Option<&'a str> {
-        let text = self.text.strip_prefix('\u{feff}').unwrap_or(self.text);
-        let raw = text.split('\n').nth(line.checked_sub(1)?)?;
-        Some(raw.strip_suffix('\r').unwrap_or(raw))
+        self.lines.get(line.checked_sub(1)?).copied()
     }
 
     /// An error at `pos`, quoting its line.
@@ -44,9 +50,8 @@ impl<'a> Source<'a> {
     /// YAML forbids tabs there, and a parser's own message about it ("found a tab character
     /// that violates indentation") tends to point somewhere else, so they are found up front.
     pub fn tab_errors(&self) -> Vec<Diagnostic> {
-        let text = self.text.strip_prefix('\u{feff}').unwrap_or(self.text);
         let mut errors = Vec::new();
-        for (index, line) in text.split('\n').enumerate() {
+        for (index, line) in self.lines.iter().enumerate() {
             let indent: Vec<char> = line
                 .chars()
                 .take_while(|c| *c == ' ' || *c == '\t')

@@ -506,3 +506,46 @@ components:
     let colored = errors(yaml).render(true);
     assert!(colored.starts_with("\x1b[1;31merror\x1b[0m"), "{colored:?}");
 }
+
+#[test]
+fn many_problems_are_capped() {
+    let mut yaml = format!("{BASE}components:\n");
+    for index in 0..150 {
+        yaml.push_str(&format!("  c{index}: {{}}\n"));
+    }
+    let diagnostics = errors(&yaml).into_vec();
+    assert_eq!(diagnostics.len(), 101);
+    assert_eq!(diagnostics[100].message, "50 more problems not shown");
+    assert_eq!(diagnostics[0].message, "component `c0` has no source");
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let deep = format!(
+        "{BASE}model_index: {}{}\n",
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let diagnostics = errors(&deep).into_vec();
+    assert_eq!(diagnostics.len(), 1);
+    assert!(
+        diagnostics[0].message.starts_with("invalid YAML: "),
+        "{diagnostics:?}"
+    );
+}
+
+#[test]
+fn large_lists_are_checked_quickly() {
+    // Quadratic duplicate checks would take minutes here.
+    let mut yaml = format!("{BASE}components:\n  vae:\n    source:\n");
+    let mut index = 0;
+    while yaml.len() < 1000 * 1024 {
+        yaml.push_str(&format!("      - a/b/f{index}.json\n"));
+        index += 1;
+    }
+    let spec = ok(&yaml);
+    let pipeline_spec::ComponentSource::Files { files, .. } = &spec.components["vae"] else {
+        panic!()
+    };
+    assert_eq!(files.len(), index);
+}
