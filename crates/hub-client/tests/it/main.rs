@@ -3,6 +3,7 @@
 
 mod download;
 mod errors;
+mod hub;
 mod metadata;
 mod raw_server;
 mod retries;
