@@ -140,6 +140,19 @@ def hub(fixture_root):
 
 
 @pytest.fixture
+def endpoint(hub, monkeypatch):
+    # huggingface_hub reads HF_ENDPOINT at import time into constants; patch both.
+    import huggingface_hub.constants as c
+
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setattr(c, "ENDPOINT", hub.url)
+    monkeypatch.setattr(
+        c, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    return hub.url
+
+
+@pytest.fixture
 def cache_dir(tmp_path) -> Path:
     d = tmp_path / "hub-cache"
     d.mkdir()

@@ -19,19 +19,6 @@ from huggingface_hub.file_download import _CACHED_NO_EXIST
 from conftest import TOKEN, fixture_repos, source_files
 
 
-@pytest.fixture
-def endpoint(hub, monkeypatch):
-    # huggingface_hub reads HF_ENDPOINT at import time into constants; patch both.
-    import huggingface_hub.constants as c
-
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setattr(c, "ENDPOINT", hub.url)
-    monkeypatch.setattr(
-        c, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}"
-    )
-    return hub.url
-
-
 @pytest.mark.parametrize("kind,repo_id,files,gated", fixture_repos(), ids=lambda v: str(v)[:20])
 def test_snapshot_download_every_fixture_repo(endpoint, fixture_root, cache_dir, kind, repo_id, files, gated):
     repo_type = {"models": "model", "datasets": "dataset"}[kind]
