@@ -491,8 +491,9 @@ impl CacheRepo {
     /// The pointer is a relative symlink (`../../blobs/{etag}`, one more `../` per subfolder) so
     /// the cache can be moved. It is created under a temporary name and renamed over any existing
     /// entry, so the pointer path never disappears for a reader. When symlinks are unsupported
-    /// (see [`SymlinkMode`]) or refused by the filesystem, the blob is copied into place instead
-    /// (again through a temporary file and a rename); Python accepts any regular file there.
+    /// (see [`SymlinkMode`]) or refused by the filesystem, the blob is hard-linked (or, failing
+    /// that, copied) into place instead, again through a temporary name and a rename; Python
+    /// accepts any regular file there.
     pub fn link_snapshot(&self, commit: &str, repo_path: &str, etag: &str) -> Result<PathBuf> {
         let pointer = self.pointer_path(commit, repo_path)?;
         let blob = self.blob_path(etag)?;
@@ -522,11 +523,14 @@ impl CacheRepo {
                         }
                     };
                 }
+                // Windows reports a missing privilege (error 1314) as an uncategorised error, so
+                // any failure falls back to a copy there.
                 Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported
-                    ) =>
+                    if cfg!(windows)
+                        || matches!(
+                            e.kind(),
+                            io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported
+                        ) =>
                 {
                     tracing::warn!(pointer = %pointer.display(), error = %e, "symlink refused; copying the blob instead");
                 }
@@ -534,13 +538,17 @@ impl CacheRepo {
             }
         }
 
-        let copied = fs::copy(&blob, &tmp)
+        // Without symlinks, a hard link shares the blob's bytes without doubling the disk use
+        // (NTFS allows it without the privilege symlinks need); a copy is the last resort.
+        // Writing through it would change the blob, exactly as writing through a symlink would.
+        let placed = fs::hard_link(&blob, &tmp)
+            .or_else(|_| fs::copy(&blob, &tmp).map(drop))
             .ctx("copy blob to", &tmp)
-            .and_then(|_| fs::rename(&tmp, &pointer).ctx("rename copied blob to", &pointer));
-        if copied.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        copied.map(|()| pointer)
+            .and_then(|()| fs::rename(&tmp, &pointer).ctx("rename copied blob to", &pointer));
+        // Renaming a hard link over another link to the same file succeeds without doing
+        // anything (POSIX), which would leave the temporary name behind.
+        let _ = fs::remove_file(&tmp);
+        placed.map(|()| pointer)
     }
 
     /// Checks a snapshot pointer with stat calls only (no reading, no hashing).

@@ -1,6 +1,12 @@
 //! Deleting revisions and repos, freeing the blobs nothing else points at.
+//!
+//! Snapshot entries are symlinks to `blobs/{etag}` normally, and regular files when symlinks are
+//! unavailable: hard links to the blob where the filesystem allows, copies otherwise (see
+//! [`CacheRepo::link_snapshot`]). A blob is removed when no remaining snapshot points at it, by
+//! symlink or (on Unix, where file identity is visible) by hard link. Freed bytes are counted per
+//! file identity: a file is freed only when its last link inside the deletion goes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,12 +19,69 @@ use crate::scan::normalize_lexically;
 /// What a deletion removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteReport {
-    /// Bytes of regular files removed (blobs, and snapshot copies when symlinks are disabled).
+    /// Bytes actually released: regular files whose last link was removed.
     pub freed_bytes: u64,
     /// Etags (names under `blobs/`) of the removed blobs, sorted.
     pub removed_blobs: Vec<String>,
     /// Names of the removed refs (`main`, `refs/pr/1`), sorted.
     pub removed_refs: Vec<String>,
+}
+
+/// The identity of a regular file: `(device, inode)` on Unix, unknown elsewhere.
+type FileId = Option<(u64, u64)>;
+
+#[cfg(unix)]
+fn file_id(meta: &fs::Metadata) -> (FileId, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (Some((meta.dev(), meta.ino())), meta.nlink())
+}
+
+#[cfg(not(unix))]
+fn file_id(_meta: &fs::Metadata) -> (FileId, u64) {
+    (None, 1)
+}
+
+/// Counts the bytes released by removing a set of links.
+#[derive(Default)]
+struct Freed {
+    /// Per known identity: size, link count, links removed so far.
+    known: HashMap<(u64, u64), (u64, u64, u64)>,
+    /// Files of unknown identity are assumed to have a single link.
+    unknown: u64,
+}
+
+impl Freed {
+    /// Records the removal of one link to a file (symlinks are ignored: they free nothing).
+    fn add(&mut self, meta: &fs::Metadata) {
+        if !meta.is_file() {
+            return;
+        }
+        match file_id(meta) {
+            (Some(id), nlink) => self.known.entry(id).or_insert((meta.len(), nlink, 0)).2 += 1,
+            (None, _) => self.unknown += meta.len(),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.unknown
+            + self
+                .known
+                .values()
+                .filter(|(_, nlink, removed)| removed >= nlink)
+                .map(|(size, _, _)| size)
+                .sum::<u64>()
+    }
+}
+
+/// What a snapshot folder points at.
+#[derive(Default)]
+struct SnapshotRefs {
+    /// Names under `blobs/` pointed at by symlinks.
+    blobs: BTreeSet<String>,
+    /// Identities of the regular files (hard links or copies).
+    file_ids: BTreeSet<(u64, u64)>,
+    /// Metadata of the regular files, for freed-bytes accounting.
+    files: Vec<fs::Metadata>,
 }
 
 impl CacheRepo {
@@ -37,39 +100,59 @@ impl CacheRepo {
         }
 
         let blobs_dir = self.blobs_dir();
-        let mut ours = BTreeSet::new();
-        let mut copies_size = 0;
-        collect_blob_refs(&target, &blobs_dir, &mut ours, &mut copies_size).ctx("list", &target)?;
-        let mut others = BTreeSet::new();
-        let mut ignored = 0;
+        let mut ours = SnapshotRefs::default();
+        collect_refs(&target, &blobs_dir, &mut ours).ctx("list", &target)?;
+        let mut others = SnapshotRefs::default();
         for entry in fs::read_dir(&snapshots).ctx("list", &snapshots)? {
             let entry = entry.ctx("list", &snapshots)?;
             if entry.file_name() != commit && entry.file_type().is_ok_and(|t| t.is_dir()) {
-                collect_blob_refs(&entry.path(), &blobs_dir, &mut others, &mut ignored)
-                    .ctx("list", &entry.path())?;
+                collect_refs(&entry.path(), &blobs_dir, &mut others).ctx("list", &entry.path())?;
             }
         }
 
+        // Blobs to remove: those our symlinks point at, and (without symlinks) those our regular
+        // files are hard links of; minus anything a remaining snapshot still uses.
+        let mut doomed: BTreeSet<String> = ours.blobs.difference(&others.blobs).cloned().collect();
+        if !ours.file_ids.is_empty()
+            && let Ok(entries) = fs::read_dir(&blobs_dir)
+        {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Ok(meta) = entry.metadata()
+                    && let (Some(id), _) = file_id(&meta)
+                    && meta.is_file()
+                    && ours.file_ids.contains(&id)
+                    && !others.file_ids.contains(&id)
+                    && !others.blobs.contains(&name)
+                {
+                    doomed.insert(name);
+                }
+            }
+        }
+
+        let mut freed = Freed::default();
+        for meta in &ours.files {
+            freed.add(meta);
+        }
+        fs::remove_dir_all(&target).ctx("remove", &target)?;
         let mut report = DeleteReport {
-            freed_bytes: copies_size,
+            removed_refs: self.remove_refs_to(commit)?,
             ..DeleteReport::default()
         };
-        fs::remove_dir_all(&target).ctx("remove", &target)?;
-        report.removed_refs = self.remove_refs_to(commit)?;
         remove_if_present(&self.path.join(".no_exist").join(commit), true)?;
         remove_if_present(&self.tree_path(commit)?, false)?;
 
-        for etag in ours.difference(&others) {
-            let blob = blobs_dir.join(etag);
-            // A blob may be a symlink into the shared store: removing the link frees nothing.
-            let size = fs::symlink_metadata(&blob)
-                .ok()
-                .filter(|m| m.is_file())
-                .map_or(0, |m| m.len());
+        for etag in doomed {
+            let blob = blobs_dir.join(&etag);
+            // A blob may be a symlink into huggingface_hub's shared store: removing the link
+            // frees nothing, and `Freed::add` ignores it.
+            let meta = fs::symlink_metadata(&blob).ok();
             match fs::remove_file(&blob) {
                 Ok(()) => {
-                    report.freed_bytes += size;
-                    report.removed_blobs.push(etag.clone());
+                    if let Some(meta) = meta {
+                        freed.add(&meta);
+                    }
+                    report.removed_blobs.push(etag);
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove", blob, e)),
@@ -81,10 +164,19 @@ impl CacheRepo {
             .next()
             .is_none();
         if empty {
-            report.freed_bytes += regular_files_size(&blobs_dir);
+            // Blobs no snapshot pointed at (left by an interrupted deletion or another tool)
+            // and partial downloads go with the folder.
+            for (name, meta) in blob_entries(&blobs_dir) {
+                freed.add(&meta);
+                if !name.ends_with(".incomplete") {
+                    report.removed_blobs.push(name);
+                }
+            }
             remove_if_present(&self.path, true)?;
             remove_if_present(&self.locks_dir(), true)?;
         }
+        report.removed_blobs.sort();
+        report.freed_bytes = freed.total();
         Ok(report)
     }
 
@@ -114,61 +206,74 @@ impl HfCache {
         if !fs::symlink_metadata(repo.path()).is_ok_and(|m| m.is_dir()) {
             return Ok(report);
         }
-        let blobs_dir = repo.blobs_dir();
-        if let Ok(entries) = fs::read_dir(&blobs_dir) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !name.ends_with(".incomplete") {
-                    report.removed_blobs.push(name);
-                }
+        let mut freed = Freed::default();
+        for (name, meta) in blob_entries(&repo.blobs_dir()) {
+            freed.add(&meta);
+            if !name.ends_with(".incomplete") {
+                report.removed_blobs.push(name);
             }
         }
         report.removed_blobs.sort();
+        let mut snapshot_files = SnapshotRefs::default();
+        let snapshots = repo.path().join("snapshots");
+        if snapshots.is_dir() {
+            collect_refs(&snapshots, &repo.blobs_dir(), &mut snapshot_files)
+                .ctx("list", &snapshots)?;
+        }
+        for meta in &snapshot_files.files {
+            freed.add(meta);
+        }
         let mut refs = Vec::new();
-        let _ = list_files(&repo.path().join("refs"), String::new(), &mut refs);
+        list_files(&repo.path().join("refs"), String::new(), &mut refs)
+            .ctx("list", &repo.path().join("refs"))?;
         report.removed_refs = refs.into_iter().map(|(name, _)| name).collect();
         report.removed_refs.sort();
-        report.freed_bytes = regular_files_size(&blobs_dir);
-        let mut copies = BTreeSet::new();
-        let _ = collect_blob_refs(
-            &repo.path().join("snapshots"),
-            &blobs_dir,
-            &mut copies,
-            &mut report.freed_bytes,
-        );
         remove_if_present(repo.path(), true)?;
         remove_if_present(&repo.locks_dir(), true)?;
+        report.freed_bytes = freed.total();
         Ok(report)
     }
 }
 
-/// Walks a snapshot folder: for each symlink into `blobs_dir`, records the blob name; for each
-/// regular file (a copy made without symlinks), adds its size to `copies_size`.
-fn collect_blob_refs(
-    dir: &Path,
-    blobs_dir: &Path,
-    blobs: &mut BTreeSet<String>,
-    copies_size: &mut u64,
-) -> io::Result<()> {
+/// Walks a snapshot folder, recording symlinks into `blobs_dir` and regular files.
+fn collect_refs(dir: &Path, blobs_dir: &Path, refs: &mut SnapshotRefs) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
         let file_type = entry.file_type()?;
         if file_type.is_dir() {
-            collect_blob_refs(&path, blobs_dir, blobs, copies_size)?;
+            collect_refs(&path, blobs_dir, refs)?;
         } else if file_type.is_symlink() {
             let target = fs::read_link(&path)?;
             let blob = normalize_lexically(&path.parent().unwrap_or(dir).join(target));
             if blob.parent() == Some(blobs_dir)
                 && let Some(name) = blob.file_name()
             {
-                blobs.insert(name.to_string_lossy().into_owned());
+                refs.blobs.insert(name.to_string_lossy().into_owned());
             }
         } else if file_type.is_file() {
-            *copies_size += entry.metadata()?.len();
+            let meta = entry.metadata()?;
+            if let (Some(id), _) = file_id(&meta) {
+                refs.file_ids.insert(id);
+            }
+            refs.files.push(meta);
         }
     }
     Ok(())
+}
+
+/// The entries of `blobs/` with their (not followed) metadata; nothing if it is missing.
+fn blob_entries(blobs_dir: &Path) -> Vec<(String, fs::Metadata)> {
+    let Ok(entries) = fs::read_dir(blobs_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some((e.file_name().to_string_lossy().into_owned(), meta))
+        })
+        .collect()
 }
 
 /// Every file under `dir` with its `/`-joined relative name; nothing if `dir` is missing.
@@ -193,19 +298,6 @@ fn list_files(dir: &Path, prefix: String, out: &mut Vec<(String, PathBuf)>) -> i
         }
     }
     Ok(())
-}
-
-/// Total size of the regular files directly in `dir` (symlinks not followed).
-fn regular_files_size(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
 }
 
 fn remove_if_present(path: &Path, dir: bool) -> Result<()> {

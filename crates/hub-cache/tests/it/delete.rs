@@ -79,3 +79,46 @@ fn delete_repo_removes_everything() {
         DeleteReport::default()
     );
 }
+
+#[test]
+fn delete_without_symlinks_follows_hard_links() {
+    let (_dir, cache) = crate::cache_without_symlinks();
+    let repo = populated(
+        &cache,
+        "org/name",
+        COMMIT_A,
+        &[("a", ETAG_1, b"12"), ("sub/b", ETAG_2, b"345")],
+    );
+    repo.link_snapshot(COMMIT_B, "a", ETAG_1).unwrap();
+    let info = cache.scan().unwrap();
+    // Copies are their own blobs for Python's scan too: every regular file counts.
+    assert_eq!(info.repos[0].nb_files, 3);
+    assert_eq!(info.repos[0].size_on_disk, 2 + 3 + 2);
+    let report = repo.delete_revision(COMMIT_A).unwrap();
+    if cfg!(unix) {
+        // Snapshot files are hard links of the blobs: ETAG_1 is still linked from COMMIT_B.
+        assert_eq!(report.removed_blobs, [ETAG_2]);
+        assert_eq!(report.freed_bytes, 3);
+        assert!(repo.has_blob(ETAG_1));
+    }
+    assert_eq!(
+        fs::read(repo.pointer_path(COMMIT_B, "a").unwrap()).unwrap(),
+        b"12"
+    );
+}
+
+#[test]
+fn deleting_the_last_revision_reports_orphan_blobs() {
+    let (_dir, cache) = cache();
+    let repo = populated(&cache, "org/name", COMMIT_A, &[("a", ETAG_1, b"12")]);
+    put_blob(&repo, ETAG_3, b"orphan");
+    let report = repo.delete_revision(COMMIT_A).unwrap();
+    assert_eq!(report.removed_blobs, [ETAG_1, ETAG_3]);
+    let copies = if cfg!(unix) || cache.symlinks_supported() {
+        0
+    } else {
+        2
+    };
+    assert_eq!(report.freed_bytes, 2 + 6 + copies);
+    assert!(!repo.path().exists());
+}

@@ -163,6 +163,17 @@ fn copy_fallback_without_symlinks() {
         assert_eq!(fs::read(snap.join(path)).unwrap(), bytes);
     }
     assert_eq!(names(&snap), ["config.json", "unet"]);
+    #[cfg(unix)]
+    {
+        // A hard link, not a copy: the bytes are stored once.
+        use std::os::unix::fs::MetadataExt;
+        let blob = fs::metadata(repo.blob_path(ETAG_2).unwrap()).unwrap();
+        let pointer = fs::metadata(snap.join("unet/w.bin")).unwrap();
+        assert_eq!((pointer.ino(), pointer.nlink()), (blob.ino(), 2));
+        // Relinking the same blob leaves no temporary behind.
+        repo.link_snapshot(COMMIT_A, "unet/w.bin", ETAG_2).unwrap();
+        assert_eq!(names(&snap.join("unet")), ["w.bin"]);
+    }
     // The blob stays available for other snapshots.
     assert!(repo.has_blob(ETAG_1));
 }
