@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::repo::{GATED_MARKER, RepoKind, valid_segment};
 
-/// Deterministic pseudo-random bytes (xorshift64*), `len` of them, for `seed`.
+/// Deterministic pseudo-random bytes, `len` of them, for `seed` (the BLAKE3 XOF of the seed).
 ///
-/// Not cryptographic; fast (about 8 bytes per step) so that gigabytes are cheap to make.
+/// Fast (GB/s) so that gigabytes of fixture are cheap to make.
 /// The byte stream does not depend on how it is chunked: `random_bytes(s, n)` is a prefix of
 /// `random_bytes(s, n + k)`.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -42,52 +42,20 @@ pub fn write_random_file(path: &Path, seed: u64, len: u64) -> Result<(), Error> 
     Ok(())
 }
 
-/// A xorshift64* generator that remembers a partly used word, so chunking is invisible.
-struct RandomStream {
-    state: u64,
-    pending: [u8; 8],
-    used: usize,
-}
+/// The BLAKE3 extendable output of the seed: a byte stream, so chunking is invisible, and
+/// produced by optimised SIMD code even in debug builds of this crate.
+struct RandomStream(blake3::OutputReader);
 
 impl RandomStream {
     fn new(seed: u64) -> RandomStream {
-        // Mix the seed so that small seeds (0, 1, 2) give unrelated streams; xorshift needs a
-        // non-zero state.
-        let state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-        RandomStream {
-            state: if state == 0 { 1 } else { state },
-            pending: [0; 8],
-            used: 8,
-        }
-    }
-
-    fn word(&mut self) -> [u8; 8] {
-        let mut x = self.state;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.state = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes()
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"pipefetch hub-server fixture\0");
+        hasher.update(&seed.to_le_bytes());
+        RandomStream(hasher.finalize_xof())
     }
 
     fn fill(&mut self, out: &mut [u8]) {
-        let mut i = 0;
-        while self.used < 8 && i < out.len() {
-            out[i] = self.pending[self.used];
-            self.used += 1;
-            i += 1;
-        }
-        let mut chunks = out[i..].chunks_exact_mut(8);
-        for c in &mut chunks {
-            c.copy_from_slice(&self.word());
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            self.pending = self.word();
-            let n = rest.len();
-            rest.copy_from_slice(&self.pending[..n]);
-            self.used = n;
-        }
+        self.0.fill(out);
     }
 }
 

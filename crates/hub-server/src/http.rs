@@ -516,7 +516,13 @@ async fn resolve(ctx: &mut Ctx, repo: &RepoRef, rev: &str, path: &str, cache_rou
         return with_rate_limit(entry_not_found(&snap, path));
     };
     let commit = snap.commit.as_str();
-    let mut response = if cache_route {
+    let mut response = if if_none_match(&ctx.headers, file.etag()) {
+        // The client already has this content (RS1 sends `If-None-Match` with its cached etag).
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        insert(&mut r, "etag", &format!("\"{}\"", file.etag()));
+        r
+    } else if cache_route {
         serve_file(ctx, file, file.etag())
     } else if let Some(lfs) = &file.lfs {
         let location = cdn_location(&ctx.shared.cdn_url, repo, path, &lfs.sha256);
@@ -550,6 +556,17 @@ async fn resolve(ctx: &mut Ctx, repo: &RepoRef, rev: &str, path: &str, cache_rou
     };
     insert(&mut response, "x-repo-commit", commit);
     with_rate_limit(response)
+}
+
+/// Whether `If-None-Match` lists `etag` (quoted or not, weak or strong, or `*`).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|t| t == etag || t == "*")
 }
 
 fn redirect(ctx: &Ctx, status: StatusCode, location: &str, word: &str) -> Resp {

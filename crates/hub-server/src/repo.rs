@@ -272,10 +272,19 @@ pub(crate) fn scan(dir: &Path) -> io::Result<Snapshot> {
 
     // Hash on as many threads as there are cores: the first scan of a multi-GB repo is
     // dominated by sha256, and later scans only hit the cache.
+    let uncached = found.iter().filter(|f| !is_cached(f)).count();
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(found.len().max(1));
+        .min(uncached.max(1));
+    if workers == 1 {
+        // The common case once the repo has been hashed: no threads to spawn.
+        let mut files = BTreeMap::new();
+        for f in &found {
+            files.insert(f.rel.clone(), describe(f)?);
+        }
+        return Ok(finish(gated, files, last_modified));
+    }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<Mutex<Option<io::Result<RepoFile>>>> =
         found.iter().map(|_| Mutex::new(None)).collect();
@@ -302,7 +311,10 @@ pub(crate) fn scan(dir: &Path) -> io::Result<Snapshot> {
             .unwrap_or_else(|| Err(io::Error::other("hash worker failed")))?;
         files.insert(f.rel.clone(), described);
     }
+    Ok(finish(gated, files, last_modified))
+}
 
+fn finish(gated: bool, files: BTreeMap<String, RepoFile>, last_modified: SystemTime) -> Snapshot {
     let mut hasher = Sha1::new();
     for (path, file) in &files {
         hasher.update(path.as_bytes());
@@ -311,12 +323,12 @@ pub(crate) fn scan(dir: &Path) -> io::Result<Snapshot> {
         hasher.update(b"\n");
     }
     let commit = hex::encode(hasher.finalize());
-    Ok(Snapshot {
+    Snapshot {
         gated,
         files,
         commit,
         last_modified,
-    })
+    }
 }
 
 struct Found {
@@ -409,6 +421,22 @@ type HashKey = (PathBuf, u64, SystemTime, HashKind);
 fn hash_cache() -> &'static Mutex<HashMap<HashKey, HashSlot>> {
     static CACHE: OnceLock<Mutex<HashMap<HashKey, HashSlot>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
+}
+
+fn is_cached(f: &Found) -> bool {
+    let kind = if is_lfs(&f.rel, f.size) {
+        HashKind::Sha256
+    } else {
+        HashKind::GitBlob
+    };
+    let key = (f.abs.clone(), f.size, f.mtime, kind);
+    let Ok(cache) = hash_cache().lock() else {
+        return false;
+    };
+    cache
+        .get(&key)
+        .and_then(|slot| slot.try_lock().ok().map(|h| h.is_some()))
+        .unwrap_or(false)
 }
 
 fn cached_hash(abs: &Path, size: u64, mtime: SystemTime, kind: HashKind) -> io::Result<String> {

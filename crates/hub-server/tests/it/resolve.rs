@@ -300,3 +300,37 @@ async fn commit_follows_content() {
     assert_eq!(r.header("x-error-code"), Some("RevisionNotFound"));
     hub.shutdown().await;
 }
+
+#[tokio::test]
+async fn if_none_match_answers_304() {
+    let (_root, hub) = standard_server().await;
+    let commit = hub.commit("org/name").unwrap();
+    let sha1 = git_blob_sha1(CONFIG);
+    let url = format!("{}/org/name/resolve/main/config.json", hub.url());
+    let r = send(
+        "HEAD",
+        &url,
+        &[("if-none-match", &format!("\"{sha1}\""))],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("etag"), Some(format!("\"{sha1}\"").as_str()));
+    assert_eq!(r.header("x-repo-commit"), Some(commit.as_str()));
+    let r = send("HEAD", &url, &[("if-none-match", "\"0000\"")], None).await;
+    assert_eq!(r.status, 307);
+    let sha = sha256(&random_bytes(1, 5000));
+    let url = format!(
+        "{}/org/name/resolve/main/unet/diffusion_pytorch_model.safetensors",
+        hub.url()
+    );
+    let r = send(
+        "GET",
+        &url,
+        &[("if-none-match", &format!("W/\"{sha}\""))],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+}
