@@ -1,6 +1,7 @@
 //! Integration tests: the client against real servers on 127.0.0.1 (scripted raw servers for exact
 //! framing, and `hub-server` for the Hub's real answers).
 
+mod client;
 mod download;
 mod errors;
 mod hub;
