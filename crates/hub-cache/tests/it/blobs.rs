@@ -140,3 +140,69 @@ fn committed_blob_gets_the_default_file_mode() {
     );
     assert_ne!(expected, 0o600, "umask made the test meaningless");
 }
+
+#[test]
+fn concurrent_writers_and_linkers_of_one_blob() {
+    let (_dir, cache) = cache();
+    concurrent_writers_and_linkers(&cache);
+}
+
+#[test]
+fn concurrent_writers_and_linkers_without_symlinks() {
+    let (_dir, cache) = crate::cache_without_symlinks();
+    concurrent_writers_and_linkers(&cache);
+}
+
+fn concurrent_writers_and_linkers(cache: &hub_cache::HfCache) {
+    use hub_cache::Lookup;
+    let repo = cache.repo(RepoType::Model, "org/name").unwrap();
+    repo.ensure_layout().unwrap();
+    let commit = crate::COMMIT_A;
+    // Publish once so that readers have something to find from the start.
+    let first = repo.begin_blob(ETAG_1).unwrap();
+    first.file().write_all(b"payload").unwrap();
+    first.commit().unwrap();
+    repo.link_snapshot(commit, "dir/f.bin", ETAG_1).unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (repo, stop) = (repo.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // The pointer never disappears while it is being replaced.
+                let found = repo.lookup(commit, "dir/f.bin").unwrap();
+                assert!(matches!(found, Lookup::Found(_)), "{found:?}");
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let repo = repo.clone();
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let blob = repo.begin_blob(ETAG_1).unwrap();
+                    blob.file().write_all(b"payload").unwrap();
+                    blob.commit().unwrap();
+                    repo.link_snapshot(commit, "dir/f.bin", ETAG_1).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+    assert_eq!(names(&repo.blobs_dir()), [ETAG_1]);
+    assert_eq!(
+        names(&repo.snapshot_dir(commit).unwrap().join("dir")),
+        ["f.bin"]
+    );
+    assert_eq!(
+        fs::read(repo.pointer_path(commit, "dir/f.bin").unwrap()).unwrap(),
+        b"payload"
+    );
+}

@@ -1,7 +1,6 @@
 use std::fs;
-use std::path::PathBuf;
 
-use hub_cache::{CacheWarningKind, RepoType};
+use hub_cache::RepoType;
 
 use crate::{COMMIT_A, COMMIT_B, ETAG_1, ETAG_2, ETAG_3, cache, populated};
 
@@ -108,6 +107,9 @@ fn scan_of_a_good_cache() {
 #[cfg(unix)]
 #[test]
 fn scan_reports_corruption_with_python_messages() {
+    use hub_cache::CacheWarningKind;
+    use std::path::PathBuf;
+
     let (_dir, cache) = cache();
     let root = fs::canonicalize(cache.root()).unwrap();
     let good = populated(&cache, "org/good", COMMIT_A, &[("f", ETAG_1, b"x")]);
