@@ -259,13 +259,9 @@ impl<'s> Checker<'s> {
             Ok(repo_id) => Some(repo_id),
             Err(reason) => {
                 // People paste the repo's web address; tell them which part to keep.
-                let pasted: Vec<&str> = text
-                    .strip_prefix("https://huggingface.co/")
-                    .map(|rest| rest.split('/').take(2).collect())
-                    .unwrap_or_default();
-                let help = match pasted.as_slice() {
-                    [org, name] => format!("write only ORG/NAME: `{org}/{name}`"),
-                    _ => REPO_ID_HELP.to_owned(),
+                let help = match hub_address(text) {
+                    Some(address) => format!("write only ORG/NAME: `{}`", address.repo),
+                    None => REPO_ID_HELP.to_owned(),
                 };
                 self.error(
                     pos,
@@ -458,6 +454,19 @@ impl<'s> Checker<'s> {
             }
         }
         for entry in self.entries(node, " in `components`") {
+            if COMPONENT_KEYS.contains(&entry.key) {
+                // Usually a line indented two spaces too little, under a component whose
+                // body therefore looks empty.
+                self.error(
+                    entry.key_node.pos,
+                    format!("`{}` is not a component name", entry.key),
+                    Some(format!(
+                        "`{}` belongs inside a component; indent it under the component's name",
+                        entry.key
+                    )),
+                );
+                continue;
+            }
             if let Err(reason) = validate_component_name(entry.key) {
                 self.error(
                     entry.key_node.pos,
@@ -478,6 +487,18 @@ impl<'s> Checker<'s> {
     fn component(&mut self, component: &Entry<'_>) -> Option<ComponentSource> {
         let name = component.key;
         let node = component.value;
+        // `vae:` with nothing after it is YAML's null, but far more often a body that was
+        // forgotten or mis-indented than a wish to drop the component, so it must be spelt out.
+        if matches!(&node.kind, Kind::Scalar { value, plain: true } if value.is_empty()) {
+            self.error(
+                component.key_node.pos,
+                format!("component `{name}` is empty"),
+                Some(format!(
+                    "give it a source, indented under `{name}:`, or write `{name}: null` to drop it"
+                )),
+            );
+            return None;
+        }
         if node.is_null() {
             return Some(ComponentSource::Removed);
         }
@@ -608,6 +629,18 @@ impl<'s> Checker<'s> {
 
     fn hf_repo(&mut self, node: &Node) -> Option<(RepoId, Option<String>)> {
         let text = self.string(node, "`hf_repo`")?;
+        if text.contains("://") {
+            let help = match hub_address(text) {
+                Some(address) => address.suggestion("hf_repo"),
+                None => "to download files from URLs, use `urls:`".to_owned(),
+            };
+            self.error(
+                node.pos,
+                "`hf_repo` takes ORG/NAME[/subfolder], not a URL",
+                Some(help),
+            );
+            return None;
+        }
         let mut parts = text.splitn(3, '/');
         let (Some(org), Some(name)) = (parts.next(), parts.next()) else {
             self.error(
@@ -637,6 +670,18 @@ impl<'s> Checker<'s> {
 
     fn variant_pref(&mut self, node: &Node) -> Option<VariantPref> {
         match &node.kind {
+            // An empty value would mean "no variant"; that choice must be written out.
+            Kind::Scalar { value, plain: true } if value.is_empty() => {
+                self.error(
+                    node.pos,
+                    "`variant` needs a value",
+                    Some(
+                        "write a name such as `fp16`, or `null` for the files without a variant"
+                            .to_owned(),
+                    ),
+                );
+                None
+            }
             Kind::Scalar { .. } if node.is_null() => Some(VariantPref::Prefer(vec![None])),
             Kind::Scalar { value, .. } => {
                 let variant = self.variant_name(value, node.pos)?;
@@ -745,6 +790,19 @@ impl<'s> Checker<'s> {
                 ok = false;
                 continue;
             };
+            if text.contains("://") {
+                let help = match hub_address(text) {
+                    Some(address) if address.path.is_some() => address.suggestion("- "),
+                    _ => "to download files from URLs, use `urls:`".to_owned(),
+                };
+                self.error(
+                    item.pos,
+                    "`source` entries are ORG/NAME/path/in/repo, not URLs",
+                    Some(help),
+                );
+                ok = false;
+                continue;
+            }
             let mut parts = text.splitn(3, '/');
             let (Some(org), Some(name), Some(path)) = (parts.next(), parts.next(), parts.next())
             else {
@@ -946,6 +1004,57 @@ pub(crate) fn suggest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
+}
+
+/// The parts of a pasted Hub web address such as
+/// `https://huggingface.co/ORG/NAME/blob/REV/path/in/repo`.
+struct HubAddress {
+    repo: String,
+    revision: Option<String>,
+    path: Option<String>,
+}
+
+impl HubAddress {
+    /// "write `KEY: ORG/NAME/path`", plus the revision when it is not `main`.
+    fn suggestion(&self, key: &str) -> String {
+        let mut value = self.repo.clone();
+        if let Some(path) = &self.path {
+            value = format!("{value}/{path}");
+        }
+        let separator = if key.ends_with(' ') { "" } else { ": " };
+        match self.revision.as_deref() {
+            Some(revision) if revision != DEFAULT_REVISION => {
+                format!("write `{key}{separator}{value}` and `revision: {revision}`")
+            }
+            _ => format!("write `{key}{separator}{value}`"),
+        }
+    }
+}
+
+fn hub_address(text: &str) -> Option<HubAddress> {
+    let rest = text
+        .strip_prefix("https://huggingface.co/")
+        .or_else(|| text.strip_prefix("https://hf.co/"))?;
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let mut parts = rest.splitn(5, '/');
+    let (Some(org), Some(name)) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    if org.is_empty() || name.is_empty() {
+        return None;
+    }
+    let (revision, path) = match (parts.next(), parts.next(), parts.next()) {
+        (Some("tree" | "blob" | "resolve"), Some(revision), path) => (
+            Some(revision.to_owned()),
+            path.filter(|p| !p.is_empty()).map(str::to_owned),
+        ),
+        _ => (None, None),
+    };
+    Some(HubAddress {
+        repo: format!("{org}/{name}"),
+        revision,
+        path,
+    })
 }
 
 /// The string keys of a mapping node, as written.

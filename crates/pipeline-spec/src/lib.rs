@@ -101,13 +101,20 @@ pub fn parse_str(text: &str, origin: impl AsRef<Path>) -> Result<PipelineSpec, D
         return Err(error.into());
     }
     let source = source::Source::new(file, text);
-    let tab_errors = source.tab_errors();
+    // Some mistakes make the parser fail later and elsewhere; they are found up front.
+    let mut diagnostics: Vec<Diagnostic> = source.tab_errors();
+    let keys: Vec<&str> = TOP_LEVEL_KEYS
+        .iter()
+        .chain(COMPONENT_KEYS)
+        .copied()
+        .collect();
+    diagnostics.extend(source.missing_space_errors(&keys));
+    let found_up_front = !diagnostics.is_empty();
     let (root, problems) = tree::parse(&source);
-    let mut diagnostics: Vec<Diagnostic> = tab_errors;
     for problem in problems {
-        // A syntax error after a tab in the indentation is almost always caused by it; the
-        // tab's own message says what to do, so the parser's is dropped.
-        if diagnostics.is_empty() || !problem.message.starts_with("invalid YAML") {
+        // A syntax error after such a mistake is almost always caused by it; the mistake's
+        // own message says what to do, so the parser's is dropped.
+        if !found_up_front || !problem.message.starts_with("invalid YAML") {
             diagnostics.push(source.error(problem.pos, problem.message, problem.help));
         }
     }
@@ -117,10 +124,13 @@ pub fn parse_str(text: &str, origin: impl AsRef<Path>) -> Result<PipelineSpec, D
     let mut checker = check::Checker::new(&source, context);
     // After a syntax error the tree is gone; checking nothing would only add "the spec is
     // empty" on top of the real problem.
+    let root_is_mapping = root
+        .as_ref()
+        .is_some_and(|node| matches!(node.kind, tree::Kind::Map(_)));
     let parsed_fully = !diagnostics
         .iter()
         .any(|d| d.message.starts_with("invalid YAML"))
-        && (root.is_some() || diagnostics.is_empty());
+        && (root_is_mapping || !found_up_front);
     let spec = if parsed_fully {
         checker.spec(root.as_ref())
     } else {

@@ -45,6 +45,38 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// Errors for a known key glued to its value (`repo_id:org/name`).
+    ///
+    /// YAML reads that as one string, so the parser complains later and elsewhere ("mapping
+    /// values are not allowed"); naming the real cause is far more useful.
+    pub fn missing_space_errors(&self, keys: &[&str]) -> Vec<Diagnostic> {
+        let mut errors = Vec::new();
+        for (index, line) in self.lines.iter().enumerate() {
+            let rest = line.trim_start_matches(' ');
+            let indent = line.len() - rest.len();
+            for key in keys {
+                let Some(value) = rest.strip_prefix(key).and_then(|r| r.strip_prefix(':')) else {
+                    continue;
+                };
+                if value.starts_with(|c: char| !c.is_whitespace()) {
+                    let pos = Pos {
+                        line: index + 1,
+                        column: indent + key.len() + 2,
+                        width: 1,
+                    };
+                    errors.push(self.error(
+                        pos,
+                        format!("missing space after `{key}:`"),
+                        Some(format!(
+                            "YAML needs a space between the colon and the value: `{key}: {value}`"
+                        )),
+                    ));
+                }
+            }
+        }
+        errors
+    }
+
     /// Errors for tabs in the indentation of lines that hold content.
     ///
     /// YAML forbids tabs there, and a parser's own message about it ("found a tab character

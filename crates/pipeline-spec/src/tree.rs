@@ -128,13 +128,22 @@ pub(crate) fn parse(source: &Source<'_>) -> (Option<Node>, Vec<SyntaxProblem>) {
                 }
                 continue;
             }
-            Event::Scalar(value, style, ..) => Node {
-                kind: Kind::Scalar {
-                    value: value.into_owned(),
-                    plain: style == ScalarStyle::Plain,
-                },
-                pos: Pos::from_span(&span),
-            },
+            Event::Scalar(value, style, ..) => {
+                // The parser reports a missing value (`key:` and nothing) as `~` with an empty
+                // span; it becomes "" so the checker can tell it from a written null.
+                let missing = span.start.index() == span.end.index() && value == "~";
+                Node {
+                    kind: Kind::Scalar {
+                        value: if missing {
+                            String::new()
+                        } else {
+                            value.into_owned()
+                        },
+                        plain: style == ScalarStyle::Plain,
+                    },
+                    pos: Pos::from_span(&span),
+                }
+            }
             Event::Alias(_) | Event::UnresolvedAlias(_) => {
                 problems.push(SyntaxProblem {
                     pos: Pos::from_span(&span),

@@ -549,3 +549,86 @@ fn large_lists_are_checked_quickly() {
     };
     assert_eq!(files.len(), index);
 }
+
+#[test]
+fn missing_space_after_a_key() {
+    let (message, help) = single("repo_id:stabilityai/sdxl\nvariant: fp16\n");
+    assert_eq!(message, "1:9: missing space after `repo_id:`");
+    assert_eq!(
+        help.as_deref(),
+        Some("YAML needs a space between the colon and the value: `repo_id: stabilityai/sdxl`")
+    );
+    // A URL's colon is not a key's.
+    ok(&with_component(
+        "    urls:\n      a.bin: https://example.com/a\n",
+    ));
+}
+
+#[test]
+fn an_empty_component_is_not_a_removal() {
+    let (message, help) = single(&format!("{BASE}components:\n  vae:\n"));
+    assert_eq!(message, "3:3: component `vae` is empty");
+    assert_eq!(
+        help.as_deref(),
+        Some("give it a source, indented under `vae:`, or write `vae: null` to drop it")
+    );
+    for removal in ["null", "~", "Null", "NULL"] {
+        let spec = ok(&format!("{BASE}components:\n  vae: {removal}\n"));
+        assert_eq!(
+            spec.components["vae"],
+            pipeline_spec::ComponentSource::Removed
+        );
+    }
+    assert_eq!(
+        summary(&with_component("    hf_repo: a/b\n    variant:\n")),
+        ["5:12: `variant` needs a value"]
+    );
+}
+
+#[test]
+fn under_indented_component_keys() {
+    assert_eq!(
+        summary(&format!("{BASE}components:\n  vae:\n  hf_repo: a/b\n")),
+        [
+            "3:3: component `vae` is empty",
+            "4:3: `hf_repo` is not a component name",
+        ]
+    );
+}
+
+#[test]
+fn pasted_hub_addresses_get_the_right_spelling() {
+    let (message, help) = single(&with_component(
+        "    hf_repo: https://huggingface.co/madebyollin/sdxl-vae-fp16-fix/tree/main\n",
+    ));
+    assert_eq!(
+        message,
+        "4:14: `hf_repo` takes ORG/NAME[/subfolder], not a URL"
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("write `hf_repo: madebyollin/sdxl-vae-fp16-fix`")
+    );
+    let (message, help) = single(&with_component(
+        "    hf_repo: https://huggingface.co/cozy-creator/FLUX.1-schnell-8bit/tree/v2/transformer\n",
+    ));
+    assert_eq!(
+        message,
+        "4:14: `hf_repo` takes ORG/NAME[/subfolder], not a URL"
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("write `hf_repo: cozy-creator/FLUX.1-schnell-8bit/transformer` and `revision: v2`")
+    );
+    let (message, help) = single(&with_component(
+        "    source:\n      - https://huggingface.co/madebyollin/sdxl-vae-fp16-fix/blob/main/config.json\n",
+    ));
+    assert_eq!(
+        message,
+        "5:9: `source` entries are ORG/NAME/path/in/repo, not URLs"
+    );
+    assert_eq!(
+        help.as_deref(),
+        Some("write `- madebyollin/sdxl-vae-fp16-fix/config.json`")
+    );
+}
