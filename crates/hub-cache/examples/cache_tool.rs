@@ -12,12 +12,19 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use hub_cache::{HfCache, Lookup, RepoType, TreeCache, TreeFile};
+use hub_cache::{CacheOptions, HfCache, Lookup, RepoType, SymlinkMode, TreeCache, TreeFile};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn build(root: &str) -> Result<(), hub_cache::Error> {
-    let cache = HfCache::new(root);
+    // Honour HF_HUB_DISABLE_SYMLINKS=1 to check the no-symlink layout against Python too.
+    let disabled = std::env::var("HF_HUB_DISABLE_SYMLINKS").is_ok_and(|v| v == "1");
+    let mode = if disabled {
+        SymlinkMode::Disabled
+    } else {
+        SymlinkMode::Auto
+    };
+    let cache = HfCache::with_options(root, CacheOptions::with_symlinks(mode));
     let repo = cache.repo(RepoType::Model, "org/pipe")?;
     repo.ensure_layout()?;
     let files: [(&str, &[u8]); 3] = [
