@@ -13,7 +13,8 @@
 //! - `HEAD|GET /{datasets/}ORG/NAME/resolve/{rev}/{path}`: a regular (git) file on `main`
 //!   answers `307` to a relative `/api/resolve-cache/...` URL, which answers 200; on the
 //!   commit it answers 200 directly. An LFS file (by extension, or larger than 10 MiB)
-//!   answers `302` to the CDN listener, a second port, with `X-Linked-Etag`/`X-Linked-Size`;
+//!   answers `302` to the CDN listener (a second port, named `localhost` rather than
+//!   `127.0.0.1` so that clients see another host), with `X-Linked-Etag`/`X-Linked-Size`;
 //!   the 302's own `Content-Length` is its small body, as on the Hub.
 //! - The CDN serves `GET|HEAD /repos/{sha256}?repo=..&file=..&sig=..` with `Range` support and
 //!   never looks at `Authorization` (the log records whether one arrived).
@@ -119,6 +120,7 @@ pub struct HubServerBuilder {
     page_size: usize,
     addr: SocketAddr,
     cdn_addr: SocketAddr,
+    cdn_host: Option<String>,
 }
 
 impl HubServerBuilder {
@@ -147,6 +149,17 @@ impl HubServerBuilder {
         self
     }
 
+    /// The host name put in CDN redirect URLs (default: `localhost` when the CDN listens on a
+    /// loopback or unspecified address, else its IP).
+    ///
+    /// The real CDN is another host, and clients decide what to follow and where to send the
+    /// token by host name alone: `huggingface_hub` 1.33 follows a HEAD redirect to the same
+    /// host name whatever the port. So the default differs from the hub's `127.0.0.1`.
+    pub fn cdn_host(mut self, host: impl Into<String>) -> Self {
+        self.cdn_host = Some(host.into());
+        self
+    }
+
     /// Binds both listeners and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<HubServer, Error> {
         if self.page_size == 0 {
@@ -170,7 +183,13 @@ impl HubServerBuilder {
         let (hub_listener, hub_addr) = bind("hub", self.addr).await?;
         let (cdn_listener, cdn_addr) = bind("cdn", self.cdn_addr).await?;
         let url = http::url_for(hub_addr);
-        let cdn_url = http::url_for(cdn_addr);
+        let cdn_url = match self.cdn_host {
+            Some(host) => format!("http://{host}:{}", cdn_addr.port()),
+            None if cdn_addr.ip().is_loopback() || cdn_addr.ip().is_unspecified() => {
+                format!("http://localhost:{}", cdn_addr.port())
+            }
+            None => http::url_for(cdn_addr),
+        };
         let shared = Arc::new(Shared::new(
             self.root,
             self.token,
@@ -220,6 +239,7 @@ impl HubServer {
             page_size: DEFAULT_PAGE_SIZE,
             addr: loopback,
             cdn_addr: loopback,
+            cdn_host: None,
         }
     }
 
@@ -228,7 +248,8 @@ impl HubServer {
         self.url.clone()
     }
 
-    /// The CDN's base URL (LFS redirects point there).
+    /// The CDN's base URL (LFS redirects point there), `http://localhost:PORT` by default: a
+    /// host name other than the hub's, so clients treat it as another origin.
     pub fn cdn_url(&self) -> String {
         self.cdn_url.clone()
     }

@@ -1,4 +1,4 @@
-//! `hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--token T] [--page-size N]`
+//! `hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--cdn-host HOST] [--token T] [--page-size N]`
 //!
 //! Prints `listening on http://HOST:PORT` as its first line, then `cdn on http://HOST:PORT`,
 //! and serves until Ctrl-C or SIGTERM.
@@ -8,12 +8,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--token TOKEN] [--page-size N]";
+const USAGE: &str = "usage: hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--cdn-host HOST] [--token TOKEN] [--page-size N]";
 
 struct Args {
     root: PathBuf,
     addr: SocketAddr,
     cdn_addr: SocketAddr,
+    cdn_host: Option<String>,
     token: Option<String>,
     page_size: usize,
 }
@@ -25,6 +26,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         root: PathBuf::new(),
         addr: loopback,
         cdn_addr: loopback,
+        cdn_host: None,
         token: None,
         page_size: hub_server::DEFAULT_PAGE_SIZE,
     };
@@ -52,6 +54,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let v = value()?;
                 parsed.cdn_addr = v.parse().map_err(|_| format!("invalid --cdn-addr {v:?}"))?;
             }
+            "--cdn-host" => parsed.cdn_host = Some(value()?),
             "--token" => parsed.token = Some(value()?),
             "--page-size" => {
                 let v = value()?;
@@ -88,6 +91,9 @@ async fn main() -> ExitCode {
         .addr(args.addr)
         .cdn_addr(args.cdn_addr)
         .page_size(args.page_size);
+    if let Some(host) = args.cdn_host {
+        builder = builder.cdn_host(host);
+    }
     if let Some(token) = args.token {
         builder = builder.token(token);
     }

@@ -54,16 +54,13 @@ async fn gated_repo_needs_the_token() {
         None,
     )
     .await;
-    assert_eq!(info.json()["gated"], "manual");
-    let names: Vec<&str> = info.json()["siblings"]
+    let info = info.json();
+    assert_eq!(info["gated"], "manual");
+    let names: Vec<&str> = info["siblings"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| s["rfilename"].as_str().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .leak()
-        .iter()
-        .map(|s| s.as_str())
+        .map(|s| s["rfilename"].as_str().unwrap())
         .collect();
     assert_eq!(
         names,

@@ -36,7 +36,7 @@ async fn binary_prints_its_address_first_and_serves() {
         .to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let second = lines.next_line().await.unwrap().unwrap();
-    assert!(second.starts_with("cdn on http://127.0.0.1:"), "{second}");
+    assert!(second.starts_with("cdn on http://localhost:"), "{second}");
     let r = get(&format!("{url}/api/models/org/name/tree/main")).await;
     assert_eq!(r.status, 200);
     assert!(r.header("link").is_some(), "page size 2 was applied");

@@ -334,3 +334,28 @@ async fn if_none_match_answers_304() {
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
 }
+
+#[tokio::test]
+async fn cdn_is_another_host_name() {
+    let (_root, hub) = standard_server().await;
+    // Clients compare host names, not ports, to decide what is cross-origin.
+    assert!(hub.url().starts_with("http://127.0.0.1:"));
+    assert!(hub.cdn_url().starts_with("http://localhost:"));
+    let root = tempfile::tempdir().unwrap();
+    standard_repo(root.path());
+    let hub = HubServer::builder(root.path())
+        .cdn_host("127.0.0.1")
+        .start()
+        .await
+        .unwrap();
+    assert!(hub.cdn_url().starts_with("http://127.0.0.1:"));
+    let r = head(&format!(
+        "{}/org/name/resolve/main/unet/diffusion_pytorch_model.safetensors",
+        hub.url()
+    ))
+    .await;
+    assert_eq!(
+        get(r.header("location").unwrap()).await.body,
+        random_bytes(1, 5000)
+    );
+}
