@@ -230,6 +230,14 @@ impl Diagnostics {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }
 
+    /// How many diagnostics are errors.
+    pub fn error_count(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
     /// Renders every diagnostic, separated by blank lines, with ANSI colours when `color`.
     pub fn render(&self, color: bool) -> String {
         let rendered: Vec<String> = self.items.iter().map(|d| d.render(color)).collect();

@@ -165,6 +165,20 @@ pub enum ComponentSource {
     Removed,
 }
 
+impl ComponentSource {
+    /// The spec key that selects this kind of source (`hf_repo`, `source`, `local_path`,
+    /// `urls`), or `null` for a removed component; handy for messages and listings.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ComponentSource::HfRepo { .. } => "hf_repo",
+            ComponentSource::Files { .. } => "source",
+            ComponentSource::LocalPath { .. } => "local_path",
+            ComponentSource::Urls { .. } => "urls",
+            ComponentSource::Removed => "null",
+        }
+    }
+}
+
 /// One file of a Hub repo, from a `source:` entry `ORG/NAME/path/in/repo`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RepoFile {

@@ -129,16 +129,7 @@ fn mixing_all_four_source_kinds() {
     let kinds: Vec<(&str, &str)> = spec
         .components
         .iter()
-        .map(|(name, source)| {
-            let kind = match source {
-                ComponentSource::HfRepo { .. } => "hf_repo",
-                ComponentSource::Files { .. } => "source",
-                ComponentSource::LocalPath { .. } => "local_path",
-                ComponentSource::Urls { .. } => "urls",
-                _ => "other",
-            };
-            (name.as_str(), kind)
-        })
+        .map(|(name, source)| (name.as_str(), source.kind()))
         .collect();
     assert_eq!(
         kinds,

@@ -193,7 +193,7 @@ fn spec() -> impl Strategy<Value = PipelineSpec> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases by default; set PROPTEST_CASES for a longer fuzzing run.
 
     #[test]
     fn arbitrary_text_never_panics(text in "\\PC{0,200}") {

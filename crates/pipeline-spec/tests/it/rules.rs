@@ -632,3 +632,15 @@ fn pasted_hub_addresses_get_the_right_spelling() {
         Some("write `- madebyollin/sdxl-vae-fp16-fix/config.json`")
     );
 }
+
+#[test]
+fn crlf_line_ends_and_a_byte_order_mark_are_fine() {
+    let yaml = "\u{feff}repo_id: a/b\r\ncomponents:\r\n  vae:\r\n    hf_rpo: a/b\r\n";
+    let diagnostics = errors(yaml);
+    assert_eq!(diagnostics.error_count(), 1);
+    assert_eq!(
+        diagnostics.to_string(),
+        "error: unknown key `hf_rpo` in component `vae`\n --> spec.yaml:4:5\n  |\n4 |     hf_rpo: a/b\n  |     ^^^^^^\n  = help: did you mean `hf_repo`?\n"
+    );
+    ok("\u{feff}repo_id: a/b\r\nrevision: main\r\n");
+}
