@@ -401,6 +401,16 @@ impl<'s> Checker<'s> {
             Some(("it is empty".to_owned(), None))
         } else if text.contains('\0') {
             Some(("it contains a NUL character".to_owned(), None))
+        } else if text.contains("://") {
+            let help = if what == "local_path" {
+                "to download files from URLs, use `urls:`"
+            } else {
+                "download the file and give its local path, or write the content inline"
+            };
+            Some((
+                "it is a URL, not a local path".to_owned(),
+                Some(help.to_owned()),
+            ))
         } else if text.starts_with('~') && text != "~" && !text.starts_with("~/") {
             Some((
                 "`~user` paths are not supported".to_owned(),

@@ -134,3 +134,30 @@ fn tilde_user_paths_are_refused() {
         "invalid `local_path` path `~bob/unet`: `~user` paths are not supported"
     );
 }
+
+#[test]
+fn urls_are_not_local_paths() {
+    let diagnostics = pipeline_spec::parse_str(
+        "repo_id: a/b\nmodel_index: https://e.com/model_index.json\ncomponents:\n  unet: {local_path: 'https://e.com/unet'}\n",
+        "x.yaml",
+    )
+    .unwrap_err()
+    .into_vec();
+    let got: Vec<(&str, Option<&str>)> = diagnostics
+        .iter()
+        .map(|d| (d.message.as_str(), d.help.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "invalid `model_index` path `https://e.com/model_index.json`: it is a URL, not a local path",
+                Some("download the file and give its local path, or write the content inline")
+            ),
+            (
+                "invalid `local_path` path `https://e.com/unet`: it is a URL, not a local path",
+                Some("to download files from URLs, use `urls:`")
+            ),
+        ]
+    );
+}
