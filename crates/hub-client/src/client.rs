@@ -496,7 +496,7 @@ impl HubClient {
             if target.origin() != current.origin() {
                 auth = None;
             }
-            drop(answer);
+            drain_small(answer.body, &answer.headers, header_timeout).await;
             current = target;
         }
         Err(Error::TooManyRedirects {
@@ -714,6 +714,23 @@ impl HubClient {
             _permit: resp.permit,
         }
     }
+}
+
+/// Reads a small redirect body to its end so that the connection goes back to the pool; a large
+/// or unsized one is dropped (closing that connection) rather than read.
+async fn drain_small(mut body: Incoming, headers: &HeaderMap, limit: Duration) {
+    let small = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n <= MAX_ERROR_BODY as u64);
+    if !small {
+        return;
+    }
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
 }
 
 /// Resolves a redirect's `Location` against the current URL, refusing HTTPS→HTTP downgrades and

@@ -309,6 +309,18 @@ impl HubClient {
             }
             StatusCode::RANGE_NOT_SATISFIABLE => {
                 let cr = header(header::CONTENT_RANGE).unwrap_or_default();
+                // `bytes */N` with N equal to where we stand: the caller already has the whole
+                // file (a resumed partial that was in fact complete).
+                let complete = cr
+                    .trim()
+                    .strip_prefix("bytes */")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .filter(|n| *n == from && range.end.is_none());
+                if let Some(total) = complete {
+                    state.total = Some(total);
+                    state.expected_end = Some(total);
+                    return Ok(());
+                }
                 return Err(Error::Http {
                     status: 416,
                     url: final_url.to_string(),

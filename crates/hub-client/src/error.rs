@@ -117,7 +117,7 @@ pub enum Error {
     },
 
     /// The connection delivered fewer than `bytes` in `window`: a trickle, treated as a stall.
-    #[error("download from {url} stalled: fewer than {bytes} bytes arrived in {} s", .window.as_secs())]
+    #[error("download from {url} stalled: fewer than {bytes} bytes arrived in {window:?}")]
     Stalled {
         /// The request.
         url: String,

@@ -268,7 +268,7 @@ async fn a_trickle_below_the_rate_floor_is_aborted() {
         assert_eq!(
             err.to_string(),
             format!(
-                "download from {}/blob stalled: fewer than 10000 bytes arrived in 0 s",
+                "download from {}/blob stalled: fewer than 10000 bytes arrived in 400ms",
                 server.url()
             )
         );
@@ -366,6 +366,60 @@ async fn short_body_without_framing_error_is_detected() {
         let seen = server.seen();
         assert_eq!(seen[0].header("range"), Some("bytes=0-999"));
         assert_eq!(seen[1].header("range"), Some("bytes=400-999"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_complete_partial_is_recognised_from_416() {
+    let server = RawServer::start(|_, _| {
+        reply(
+            "416 Range Not Satisfiable",
+            &[("content-range", "bytes */4")],
+            b"",
+        )
+    })
+    .await;
+    let client = builder(&server.url()).build().unwrap();
+    let url = Url::parse(&format!("{}/blob", server.url())).unwrap();
+    let mut sink = b"abcd".to_vec();
+    let out = guard(client.download(&url, 0.., &mut sink)).await.unwrap();
+    assert_eq!(out.end, 4);
+    assert_eq!(out.total, Some(4));
+    assert_eq!(sink, b"abcd");
+    assert_eq!(server.seen()[0].header("range"), Some("bytes=4-"));
+}
+
+#[tokio::test]
+async fn redirect_bodies_are_drained_and_the_connection_reused() {
+    guard(async {
+        let body = pattern(1000);
+        let b = body.clone();
+        let server = RawServer::start(move |n, _| match n {
+            // The body arrives after the head, so it is still unread when the redirect is seen.
+            0 => vec![
+                Step::Write(head(
+                    "307 Temporary Redirect",
+                    &[("location", "/real?x=1"), ("content-length", "30000")],
+                )),
+                Step::Sleep(Duration::from_millis(100)),
+                Step::Write(vec![b'm'; 30_000]),
+            ],
+            _ => reply("200 OK", &[], &b),
+        })
+        .await;
+        let client = builder(&server.url()).build().unwrap();
+        let url = Url::parse(&format!("{}/start", server.url())).unwrap();
+        let mut sink = Vec::new();
+        let out = client.download(&url, 0.., &mut sink).await.unwrap();
+        assert!(sink == body);
+        assert_eq!(out.final_url.as_str(), format!("{}/real?x=1", server.url()));
+        let seen = server.seen();
+        assert_eq!(seen[1].target, "/real?x=1");
+        assert_eq!(
+            seen[1].conn, seen[0].conn,
+            "the redirect's connection was not reused"
+        );
     })
     .await;
 }

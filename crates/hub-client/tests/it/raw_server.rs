@@ -12,6 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 pub struct Seen {
     pub method: String,
     pub target: String,
+    /// Which connection (0-based, in accept order) carried it.
+    pub conn: usize,
     /// Lower-cased names.
     pub headers: Vec<(String, String)>,
 }
@@ -76,8 +78,10 @@ impl RawServer {
         let seen2 = seen.clone();
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
+            let mut conn = 0;
             while let Ok((sock, _)) = listener.accept().await {
-                conns.spawn(serve(sock, seen2.clone(), script.clone()));
+                conns.spawn(serve(sock, conn, seen2.clone(), script.clone()));
+                conn += 1;
             }
         });
         RawServer { addr, seen, task }
@@ -98,7 +102,7 @@ impl Drop for RawServer {
     }
 }
 
-async fn serve(mut sock: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, script: Arc<Script>) {
+async fn serve(mut sock: TcpStream, conn: usize, seen: Arc<Mutex<Vec<Seen>>>, script: Arc<Script>) {
     let mut buf = Vec::new();
     loop {
         // Read one request head.
@@ -119,6 +123,7 @@ async fn serve(mut sock: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, script: Arc<Scr
         let request = Seen {
             method: first.next().unwrap_or_default().to_string(),
             target: first.next().unwrap_or_default().to_string(),
+            conn,
             headers: lines
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
