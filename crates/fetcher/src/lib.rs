@@ -56,6 +56,7 @@ mod engine;
 mod error;
 mod hf;
 mod patterns;
+pub mod pipeline;
 pub mod progress;
 mod verify;
 

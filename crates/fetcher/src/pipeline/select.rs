@@ -1,0 +1,1 @@
+//! Which files of a diffusers repo a pipeline needs. (Being written.)
