@@ -212,9 +212,12 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Queues a fault after the ones already pending.
+    /// Queues a fault after the ones already pending (one with `times == 0` is dropped: it
+    /// could never apply).
     pub fn push(&self, fault: Fault) {
-        self.lock().push(fault);
+        if fault.times > 0 {
+            self.lock().push(fault);
+        }
     }
 
     /// Drops every pending fault.

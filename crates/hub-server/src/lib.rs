@@ -84,6 +84,8 @@
 //!   process even across many servers. The first request on a big repo pays for hashing;
 //!   call [`HubServer::commit`] before timing anything.
 //! - The folder is re-listed on every request, so a test may change files between requests.
+//! - Faithfulness is checked against the real Python client by `tests/interop/run.sh`
+//!   (huggingface_hub 0.36.2, 1.33.0 and 2.4.0 pass it).
 
 #![deny(missing_docs)]
 
