@@ -266,7 +266,7 @@ impl HubClientBuilder {
                 offline: self.offline,
                 per_host: self
                     .max_connections_per_host
-                    .map(|n| (n, Mutex::new(HashMap::new()))),
+                    .map(|n| Arc::new((n, Mutex::new(HashMap::new())))),
             }),
         })
     }
@@ -278,8 +278,9 @@ pub struct HubClient {
     pub(crate) inner: Arc<Inner>,
 }
 
-type PerHost = (usize, Mutex<HashMap<String, Arc<Semaphore>>>);
+type PerHost = Arc<(usize, Mutex<HashMap<String, Arc<Semaphore>>>)>;
 
+#[derive(Clone)]
 pub(crate) struct Inner {
     http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
     pub(crate) endpoint: Url,
@@ -383,8 +384,28 @@ impl HubClient {
         &self.inner.retry
     }
 
+    /// The same client (same pool, token and connection budget) with another retry policy, e.g.
+    /// [`RetryPolicy::never`] for a quick metadata probe before falling back to the cache.
+    pub fn with_retry(&self, policy: RetryPolicy) -> HubClient {
+        let mut inner = (*self.inner).clone();
+        inner.retry = policy;
+        HubClient {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same client with another retry observer (for example one bound to a single file's
+    /// progress events).
+    pub fn with_retry_observer(&self, observer: RetryObserver) -> HubClient {
+        let mut inner = (*self.inner).clone();
+        inner.on_retry = Some(observer);
+        HubClient {
+            inner: Arc::new(inner),
+        }
+    }
+
     async fn permit(&self, url: &Url) -> Option<OwnedSemaphorePermit> {
-        let (n, map) = self.inner.per_host.as_ref()?;
+        let (n, map) = &**self.inner.per_host.as_ref()?;
         let sem = {
             // The lock is held only to look up the semaphore, never across an await.
             let mut map = map.lock().unwrap_or_else(|e| e.into_inner());

@@ -141,3 +141,36 @@ async fn the_connection_budget_is_held_while_a_body_streams() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn derived_clients_share_the_pool_but_not_the_policy() {
+    guard(async {
+        let server = RawServer::start(|n, _| {
+            if n == 0 {
+                vec![Step::Write(head(
+                    "503 Service Unavailable",
+                    &[("content-length", "0")],
+                ))]
+            } else {
+                reply("200 OK", &[], b"ok")
+            }
+        })
+        .await;
+        let client = builder(&server.url()).build().unwrap();
+        let rec = crate::Recorder::default();
+        let quick = client
+            .with_retry(RetryPolicy::never())
+            .with_retry_observer(rec.observer());
+        let url = Url::parse(&format!("{}/x", server.url())).unwrap();
+        let mut sink = Vec::new();
+        let err = quick.download(&url, 0.., &mut sink).await.unwrap_err();
+        assert!(matches!(err, Error::Http { status: 503, .. }), "{err:?}");
+        assert!(rec.events().is_empty());
+        client.download(&url, 0.., &mut sink).await.unwrap();
+        assert_eq!(sink, b"ok");
+        let seen = server.seen();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].conn, seen[1].conn, "the pool is shared");
+    })
+    .await;
+}
