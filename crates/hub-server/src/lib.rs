@@ -15,7 +15,8 @@
 //!   commit it answers 200 directly. An LFS file (by extension, or larger than 10 MiB)
 //!   answers `302` to the CDN listener (a second port, named `localhost` rather than
 //!   `127.0.0.1` so that clients see another host), with `X-Linked-Etag`/`X-Linked-Size`;
-//!   the 302's own `Content-Length` is its small body, as on the Hub.
+//!   the 302's own `Content-Length` is its small body, as on the Hub. `If-None-Match` with
+//!   the file's etag answers `304`. Resolve responses carry `RateLimit`/`RateLimit-Policy`.
 //! - The CDN serves `GET|HEAD /repos/{sha256}?repo=..&file=..&sig=..` with `Range` support and
 //!   never looks at `Authorization` (the log records whether one arrived).
 //! - `GET /api/{models|datasets}/ORG/NAME[/revision/{rev}][?blobs=true]`, `.../refs`,
