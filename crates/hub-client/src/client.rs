@@ -74,6 +74,7 @@ pub struct HubClientBuilder {
     connect_timeout: Duration,
     read_idle_timeout: Duration,
     metadata_timeout: Duration,
+    api_timeout: Duration,
     min_rate: Option<(u64, Duration)>,
     retry: RetryPolicy,
     on_retry: Option<RetryObserver>,
@@ -91,6 +92,8 @@ impl Default for HubClientBuilder {
             connect_timeout: Duration::from_secs(10),
             read_idle_timeout: Duration::from_secs(10),
             metadata_timeout: Duration::from_secs(10),
+            // The Hub computes tree listings of large repositories on demand; give it longer.
+            api_timeout: Duration::from_secs(30),
             min_rate: Some(crate::env::DEFAULT_MIN_RATE),
             retry: RetryPolicy::default(),
             on_retry: None,
@@ -134,6 +137,12 @@ impl HubClientBuilder {
     /// Time allowed for the answer to a metadata request (HEAD, JSON API), per attempt.
     pub fn metadata_timeout(mut self, d: Duration) -> Self {
         self.metadata_timeout = d;
+        self
+    }
+
+    /// Time allowed for the answer's headers to a JSON API call (repo info, tree pages), per attempt.
+    pub fn api_timeout(mut self, d: Duration) -> Self {
+        self.api_timeout = d;
         self
     }
 
@@ -198,6 +207,7 @@ impl HubClientBuilder {
             ("connect_timeout", self.connect_timeout),
             ("read_idle_timeout", self.read_idle_timeout),
             ("metadata_timeout", self.metadata_timeout),
+            ("api_timeout", self.api_timeout),
         ] {
             if d.is_zero() {
                 return Err(config(&format!("{name} must be greater than zero")));
@@ -260,6 +270,7 @@ impl HubClientBuilder {
                 user_agent,
                 read_idle_timeout: self.read_idle_timeout,
                 metadata_timeout: self.metadata_timeout,
+                api_timeout: self.api_timeout,
                 min_rate: self.min_rate,
                 retry: self.retry,
                 on_retry: self.on_retry,
@@ -288,6 +299,7 @@ pub(crate) struct Inner {
     user_agent: HeaderValue,
     pub(crate) read_idle_timeout: Duration,
     pub(crate) metadata_timeout: Duration,
+    api_timeout: Duration,
     min_rate: Option<(u64, Duration)>,
     pub(crate) retry: RetryPolicy,
     on_retry: Option<RetryObserver>,
@@ -696,7 +708,7 @@ impl HubClient {
                     self.inner.auth.as_ref(),
                     None,
                     Redirects::All,
-                    self.inner.metadata_timeout,
+                    self.inner.api_timeout,
                 )
                 .await?;
             if !resp.status.is_success() {

@@ -6,6 +6,7 @@
 //! | variable | field | default |
 //! |---|---|---|
 //! | `HF_ENDPOINT` | [`HfEnv::endpoint`] | `https://huggingface.co` (a trailing `/` is stripped) |
+//! | `HUGGINGFACE_CO_STAGING` | picks `https://hub-ci.huggingface.co` when `HF_ENDPOINT` is unset | false |
 //! | `HF_HOME` | [`HfEnv::hf_home`] | `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface` |
 //! | `HF_HUB_CACHE`, legacy `HUGGINGFACE_HUB_CACHE` | [`HfEnv::hub_cache`] | `$HF_HOME/hub` |
 //! | `HF_TOKEN`, legacy `HUGGING_FACE_HUB_TOKEN` | [`HfEnv::token`] | read from the token file |
@@ -31,6 +32,9 @@ use std::time::Duration;
 
 /// The default Hub endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// The endpoint used when `HUGGINGFACE_CO_STAGING` is true and `HF_ENDPOINT` is unset.
+pub const STAGING_ENDPOINT: &str = "https://hub-ci.huggingface.co";
 
 /// Hub-related settings read from the environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,9 +81,16 @@ impl HfEnv {
         let get = |name: &str| var(name).filter(|v| !v.is_empty());
         let expand = |value: &str| expand_path(value, &get);
 
+        let staging = get("HUGGINGFACE_CO_STAGING").is_some_and(|v| is_truthy(&v));
         let endpoint = get("HF_ENDPOINT")
             .map(|e| e.trim_end_matches('/').to_string())
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+            .unwrap_or_else(|| {
+                if staging {
+                    STAGING_ENDPOINT.to_string()
+                } else {
+                    DEFAULT_ENDPOINT.to_string()
+                }
+            });
 
         let hf_home = match get("HF_HOME") {
             Some(home) => expand(&home),
@@ -309,6 +320,10 @@ mod tests {
         assert_eq!(e.min_rate, Some(DEFAULT_MIN_RATE));
         assert_eq!(e.max_attempts, 5);
 
+        assert_eq!(
+            env(&[("HUGGINGFACE_CO_STAGING", "1")]).endpoint,
+            "https://hub-ci.huggingface.co"
+        );
         let e = env(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/xdg")]);
         assert_eq!(e.hf_home, PathBuf::from("/xdg/huggingface"));
         assert_eq!(e.hub_cache, PathBuf::from("/xdg/huggingface/hub"));

@@ -30,6 +30,7 @@ pub fn builder(endpoint: &str) -> HubClientBuilder {
         .connect_timeout(Duration::from_secs(2))
         .read_idle_timeout(Duration::from_secs(2))
         .metadata_timeout(Duration::from_secs(2))
+        .api_timeout(Duration::from_secs(2))
 }
 
 /// Records every retry event.

@@ -322,3 +322,25 @@ async fn offline_sends_nothing() {
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(server.seen().len(), 0);
 }
+
+#[tokio::test]
+async fn a_silent_server_times_out_the_metadata_request() {
+    let server =
+        RawServer::start(|_, _| vec![Step::Sleep(std::time::Duration::from_secs(30))]).await;
+    let client = builder(&server.url())
+        .metadata_timeout(std::time::Duration::from_millis(300))
+        .retry(hub_client::RetryPolicy::never())
+        .build()
+        .unwrap();
+    let err = guard(client.file_metadata(&Repo::model("o/n").unwrap(), "main", "f"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "timed out after 300 ms waiting for response headers from {}/o/n/resolve/main/f",
+            server.url()
+        )
+    );
+    assert!(err.is_network() && err.is_retryable());
+}
