@@ -321,7 +321,9 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
             Ok(_) => eprintln!("{}: ok", path.display()),
             Err(diagnostics) => {
                 invalid += 1;
-                eprint!("{diagnostics}");
+                let color = std::io::IsTerminal::is_terminal(&std::io::stderr());
+                eprint!("{}", diagnostics.render(color));
+                eprintln!("{}: {} error(s)", path.display(), diagnostics.error_count());
             }
         }
     }

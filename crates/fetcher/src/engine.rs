@@ -145,6 +145,7 @@ pub struct Engine {
     settings: EngineSettings,
     reporter: SharedReporter,
     tracker: Arc<Tracker>,
+    urls: crate::UrlRegistry,
 }
 
 impl Engine {
@@ -154,6 +155,7 @@ impl Engine {
         settings: EngineSettings,
         reporter: SharedReporter,
         tracker: Arc<Tracker>,
+        urls: crate::UrlRegistry,
     ) -> Engine {
         let budget = Arc::new(Semaphore::new(settings.connections.max(1)));
         Engine {
@@ -162,6 +164,7 @@ impl Engine {
             settings,
             reporter,
             tracker,
+            urls,
         }
     }
 
@@ -206,7 +209,18 @@ impl Engine {
             path: job.path.clone(),
             size: job.size,
         });
+        let keys = [Some(&job.url), job.direct_url.as_ref()];
+        if let Ok(mut map) = self.urls.lock() {
+            for url in keys.iter().flatten() {
+                map.insert(url.to_string(), job.file);
+            }
+        }
         let result = self.transfer(job).await;
+        if let Ok(mut map) = self.urls.lock() {
+            for url in keys.iter().flatten() {
+                map.remove(url.as_str());
+            }
+        }
         self.tracker.active_files.fetch_sub(1, Ordering::Relaxed);
         result
     }

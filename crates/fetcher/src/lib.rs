@@ -85,7 +85,13 @@ pub struct Fetcher {
     settings: EngineSettings,
     reporter: SharedReporter,
     offline: bool,
+    /// Which file a URL belongs to, so the client's retry callbacks become per-file events.
+    urls: UrlRegistry,
 }
+
+/// Maps request URLs to the file they transfer, for retry events.
+pub(crate) type UrlRegistry =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, progress::FileId>>>;
 
 impl std::fmt::Debug for Fetcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -169,13 +175,16 @@ impl FetcherBuilder {
     pub fn build(self) -> Result<Fetcher> {
         let env = self.env.unwrap_or_else(HfEnv::from_env);
         let offline = self.offline.unwrap_or(env.offline);
+        let reporter = self.reporter.unwrap_or_else(|| Arc::new(NoProgress));
+        let urls: UrlRegistry = Arc::default();
         let client = match self.client {
             Some(client) => client,
             None => {
                 let mut builder = HubClient::builder()
                     .endpoint(self.endpoint.as_deref().unwrap_or(env.endpoint.as_str()))
                     .token(self.token.or_else(|| env.token.clone()))
-                    .offline(offline);
+                    .offline(offline)
+                    .on_retry(retry_observer(Arc::clone(&reporter), Arc::clone(&urls)));
                 if let Some(origin) = &env.user_agent_origin {
                     builder = builder.user_agent(&format!(
                         "pipefetch/{}; origin/{origin}",
@@ -201,8 +210,9 @@ impl FetcherBuilder {
             client,
             cache,
             settings: self.settings,
-            reporter: self.reporter.unwrap_or_else(|| Arc::new(NoProgress)),
+            reporter,
             offline,
+            urls,
         })
     }
 }
@@ -240,6 +250,7 @@ impl Fetcher {
             self.settings.clone(),
             self.reporter.clone(),
             Arc::new(Tracker::default()),
+            Arc::clone(&self.urls),
         )
     }
 
@@ -285,6 +296,27 @@ impl Fetcher {
         });
         result
     }
+}
+
+/// Turns the client's retry callbacks into [`Event::Retry`], attributed to a file when the URL is
+/// one the engine is transferring.
+fn retry_observer(reporter: SharedReporter, urls: UrlRegistry) -> hub_client::RetryObserver {
+    Arc::new(move |e: &hub_client::RetryEvent| {
+        let file = urls.lock().ok().and_then(|map| map.get(&e.url).copied());
+        let reason = match &e.reason {
+            hub_client::RetryReason::Status(code) => format!("HTTP {code}"),
+            hub_client::RetryReason::Timeout => "timed out or too slow".to_string(),
+            hub_client::RetryReason::Connection => "connection failed".to_string(),
+            hub_client::RetryReason::BodyCut => "connection cut mid-body".to_string(),
+            _ => e.error.clone(),
+        };
+        reporter.report(&Event::Retry {
+            file,
+            reason,
+            attempt: e.attempt,
+            wait_ms: e.wait.as_millis() as u64,
+        });
+    })
 }
 
 /// The cache's name for a Hub repo type.

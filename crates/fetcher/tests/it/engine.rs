@@ -115,6 +115,46 @@ async fn transient_errors_are_retried() {
 }
 
 #[tokio::test]
+async fn retries_become_progress_events_of_their_file() {
+    let s = Setup::new().await;
+    s.hub
+        .faults()
+        .push(Fault::status(503).on(Route::Cdn).times(1));
+    // The client must be built by the fetcher for its retry callbacks to be wired.
+    let events = std::sync::Arc::clone(&s.events);
+    let fetcher = fetcher::Fetcher::builder()
+        .env(hub_client::HfEnv::from_vars(|_| None))
+        .endpoint(s.hub.url())
+        .cache_dir(s.cache_dir())
+        .reporter(std::sync::Arc::new(move |e: &fetcher::Event| {
+            events.lock().expect("events").push(e.clone())
+        }))
+        .build()
+        .expect("fetcher");
+    let req = FileRequest::new(
+        Repo::model("acme/tiny").expect("id"),
+        "vae/diffusion_pytorch_model.safetensors",
+    );
+    fetcher.download_file(&req).await.expect("retried");
+    let retries: Vec<_> = s
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter_map(|e| match e {
+            fetcher::Event::Retry {
+                file,
+                reason,
+                attempt,
+                ..
+            } => Some((*file, reason.clone(), *attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries, vec![(Some(0), "HTTP 503".to_string(), 1)]);
+}
+
+#[tokio::test]
 async fn two_fetchers_on_one_cache_download_each_blob_once() {
     let s = Setup::new().await;
     let a = s.fetcher();
