@@ -32,7 +32,7 @@
 //!   server hints (`Retry-After`, `RateLimit`) honoured and capped, downloads resumed with `Range`
 //!   from the sink's position, and a fresh set of attempts whenever bytes arrived. Retries are
 //!   reported to an observer so that progress can show them.
-//! - **Environment in one place** ([`env`]): every `HF_*` variable is read there and documented.
+//! - **Environment in one place** ([`mod@env`]): every `HF_*` variable is read there and documented.
 //! - **Typed errors** with hints ([`Error::hint`]), mapped from `X-Error-Code` first, then status.
 #![deny(missing_docs)]
 
