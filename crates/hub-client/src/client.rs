@@ -550,7 +550,7 @@ impl HubClient {
             match attempt_fn().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < max => {
-                    self.before_retry(url, attempt, &e, None).await;
+                    self.before_retry(url, attempt, &e, None, false).await;
                     attempt += 1;
                 }
                 Err(e) if e.is_retryable() && attempt > 1 => {
@@ -571,10 +571,13 @@ impl HubClient {
         attempt: u32,
         error: &Error,
         resume_from: Option<u64>,
+        mid_body: bool,
     ) {
         let policy = &self.inner.retry;
         let wait = policy.delay(attempt, error.server_wait());
         let reason = match error {
+            // A connection that broke after bytes of this attempt's body arrived is a cut body.
+            Error::Transport { .. } if mid_body => RetryReason::BodyCut,
             Error::RateLimited { .. } => RetryReason::Status(429),
             Error::Http { status, .. } => RetryReason::Status(*status),
             Error::Timeout { .. } | Error::Stalled { .. } => RetryReason::Timeout,

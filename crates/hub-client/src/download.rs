@@ -187,7 +187,8 @@ impl HubClient {
                 Err(e) => e,
             };
             // Progress earns a fresh set of attempts: a flaky link that keeps delivering finishes.
-            if sink.position() > from {
+            let progressed = sink.position() > from;
+            if progressed {
                 attempt = 1;
             }
             if !error.is_retryable() {
@@ -203,7 +204,7 @@ impl HubClient {
                     error
                 });
             }
-            self.before_retry(url, attempt, &error, Some(sink.position()))
+            self.before_retry(url, attempt, &error, Some(sink.position()), progressed)
                 .await;
             attempt += 1;
             resumes += 1;

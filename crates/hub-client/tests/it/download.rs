@@ -71,7 +71,7 @@ async fn resumes_after_a_cut_body() {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].resume_from, Some(100_000));
         assert_eq!(events[0].attempt, 1);
-        assert_eq!(events[0].reason, RetryReason::Connection);
+        assert_eq!(events[0].reason, RetryReason::BodyCut);
     })
     .await;
 }
