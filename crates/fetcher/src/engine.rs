@@ -31,7 +31,22 @@ use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 use crate::progress::{Event, FileId, SharedReporter};
+use crate::resume::{self, ChunkTable, SharedTable};
 use crate::verify::{Expected, Hasher};
+
+/// An error from a transfer attempt, tagged with whether that attempt resumed an earlier partial.
+enum Resumed {
+    Resumed(Error),
+    Fresh(Error),
+}
+
+impl Resumed {
+    fn into_inner(self) -> Error {
+        match self {
+            Resumed::Resumed(e) | Resumed::Fresh(e) => e,
+        }
+    }
+}
 
 /// Bytes gathered before one positional write.
 const WRITE_BUFFER: usize = 1 << 20;
@@ -226,25 +241,121 @@ impl Engine {
     }
 
     async fn transfer(&self, job: &BlobJob) -> Result<u64> {
+        let first = self.transfer_once(job, true).await;
+        match first {
+            // A resumed partial whose bytes do not verify: its old bytes were bad (written by a
+            // server that changed the file, or lost in a crash). Start once more from zero.
+            Err(Resumed::Resumed(e)) => {
+                tracing::warn!("{e}; the resumed partial is discarded, starting again from zero");
+                self.transfer_once(job, false)
+                    .await
+                    .map_err(Resumed::into_inner)
+            }
+            other => other.map_err(Resumed::into_inner),
+        }
+    }
+
+    /// One attempt at a blob. With `resume`, adopts a partial left by an earlier run.
+    async fn transfer_once(&self, job: &BlobJob, resume: bool) -> Result<u64, Resumed> {
         let repo = job.repo.clone();
-        let etag = job.etag.clone();
-        let partial = blocking(move || repo.begin_blob(&etag).map_err(Error::from)).await?;
+        let (etag, size) = (job.etag.clone(), job.size);
+        let default_ranges = self.settings.chunks(job.size);
+        let (partial, table) = blocking(move || {
+            if resume {
+                for path in repo.find_partials(&etag)? {
+                    if let Some(table) = resume::load(&path, &etag, size) {
+                        let partial = repo.adopt_partial(&path)?;
+                        return Ok((partial, table));
+                    }
+                }
+            }
+            let partial = repo.begin_blob(&etag)?;
+            let table = ChunkTable::new(&etag, size, &default_ranges);
+            Ok((partial, table))
+        })
+        .await
+        .map_err(Resumed::Fresh)?;
+        let resumed_bytes = table.done_bytes();
         let temp_path = partial.path().to_path_buf();
         let file = Arc::new(
             partial
                 .file()
                 .try_clone()
-                .map_err(|e| Error::io("open", &temp_path, e))?,
+                .map_err(|e| Resumed::Fresh(Error::io("open", &temp_path, e)))?,
         );
         let progress = FileProgress::new(job, self.reporter.clone(), self.tracker.clone());
+        if resumed_bytes > 0 {
+            tracing::info!(
+                "{}: resuming `{}` with {resumed_bytes} of {} bytes already on disk",
+                job.source,
+                job.path,
+                job.size
+            );
+            progress.resume(resumed_bytes);
+        }
+        let shared = Arc::new(SharedTable::new(temp_path.clone(), table.clone()));
 
-        let chunks = self.settings.chunks(job.size);
-        let digest = if chunks.len() == 1 {
-            self.single_stream(job, &file, &progress).await?
-        } else {
-            self.ranged(job, &file, chunks, &progress).await?
+        let outcome = self
+            .transfer_ranges(job, &file, &table, &shared, &progress)
+            .await;
+        let outcome = match outcome {
+            Ok(digest) => self.verify(job, &file, &temp_path, digest),
+            Err(e) => Err(e),
         };
+        match outcome {
+            Ok(()) => {
+                drop(file);
+                let (r, e) = (job.repo.clone(), job.etag.clone());
+                blocking(move || match partial.commit() {
+                    Ok(_) => Ok(()),
+                    // Another writer (where locks do not work) committed the same blob first.
+                    Err(_) if r.has_blob(&e) => Ok(()),
+                    Err(err) => Err(Error::from(err)),
+                })
+                .await
+                .map_err(Resumed::Fresh)?;
+                resume::remove(&temp_path);
+                Ok(progress.downloaded())
+            }
+            Err(e @ (Error::Integrity { .. } | Error::SizeMismatch { .. })) => {
+                // Bad bytes are never kept: the partial (deleted on drop) and its state go.
+                drop(partial);
+                resume::remove(&temp_path);
+                progress.rewind(progress.done());
+                Err(if resumed_bytes > 0 {
+                    Resumed::Resumed(e)
+                } else {
+                    Resumed::Fresh(e)
+                })
+            }
+            Err(e) => {
+                // Keep every verified-so-far byte for the next run: the partial stays, with its state.
+                shared.flush();
+                let _ = partial.into_resumable();
+                Err(Resumed::Fresh(e))
+            }
+        }
+    }
 
+    fn verify(
+        &self,
+        job: &BlobJob,
+        file: &File,
+        temp_path: &std::path::Path,
+        digest: String,
+    ) -> Result<()> {
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", temp_path, e))?
+            .len();
+        if len != job.size {
+            return Err(Error::SizeMismatch {
+                source_label: job.source.clone(),
+                path: job.path.clone(),
+                expected: job.size,
+                actual: len,
+            });
+        }
         if let Some(expected) = job.expected.hex()
             && digest != expected
         {
@@ -256,56 +367,25 @@ impl Engine {
                 actual: digest,
             });
         }
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", &temp_path, e))?
-            .len();
-        if len != job.size {
-            return Err(Error::SizeMismatch {
-                source_label: job.source.clone(),
-                path: job.path.clone(),
-                expected: job.size,
-                actual: len,
-            });
-        }
-        drop(file);
-        blocking(move || partial.commit().map(drop).map_err(Error::from)).await?;
-        Ok(progress.downloaded())
+        Ok(())
     }
 
-    /// A small file: one request, hashed as it streams.
-    async fn single_stream(
+    /// Fetches every incomplete range of `table` (in parallel, under the budget) while a blocking
+    /// hasher follows the completed prefix; returns the digest of the whole file.
+    async fn transfer_ranges(
         &self,
         job: &BlobJob,
         file: &Arc<File>,
+        table: &ChunkTable,
+        shared: &Arc<SharedTable>,
         progress: &FileProgress,
     ) -> Result<String> {
-        let _permit = self.permit().await?;
-        let mut sink = FileSink::new(
-            Arc::clone(file),
-            0..job.size,
-            Some(job.expected.hasher(job.size)),
-            progress.clone(),
-        );
-        self.client
-            .download(&job.url, 0..job.size, &mut sink)
-            .await
-            .map_err(|e| Error::transfer(job, e))?;
-        sink.flush().await.map_err(|e| self.write_error(job, e))?;
-        sink.finish_digest(job).await
-    }
-
-    /// A big file: ranges in parallel, a hasher following the completed prefix.
-    async fn ranged(
-        &self,
-        job: &BlobJob,
-        file: &Arc<File>,
-        chunks: Vec<Range<u64>>,
-        progress: &FileProgress,
-    ) -> Result<String> {
-        let url = match &job.direct_url {
-            Some(url) => url.clone(),
-            None => job.url.clone(),
+        let chunks = table.ranges();
+        // Ranges go straight to the final (CDN) URL when we know it; one range goes through the
+        // resolve URL and lets the client follow its redirect.
+        let url = match (&job.direct_url, chunks.len()) {
+            (Some(url), n) if n > 1 => url.clone(),
+            _ => job.url.clone(),
         };
         let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
         let hasher = job.expected.hasher(job.size);
@@ -316,24 +396,28 @@ impl Engine {
         });
 
         let mut tasks = tokio::task::JoinSet::new();
-        for (index, range) in chunks.into_iter().enumerate() {
+        for (index, &(start, end, done)) in table.chunks.iter().enumerate() {
+            if start + done >= end {
+                let _ = done_tx.send(index);
+                continue;
+            }
             let engine = self.clone();
             let url = url.clone();
             let file = Arc::clone(file);
             let progress = progress.clone();
             let done_tx = done_tx.clone();
             let job = job.clone();
+            let shared = Arc::clone(shared);
             tasks.spawn(async move {
                 let _permit = engine.permit().await?;
-                let mut sink = FileSink::new(file, range.clone(), None, progress);
-                engine
-                    .client
-                    .download(&url, range, &mut sink)
-                    .await
-                    .map_err(|e| Error::transfer(&job, e))?;
+                let mut sink =
+                    FileSink::new(file, start..end, start + done, progress, shared, index);
+                let fetched = engine.client.download(&url, start..end, &mut sink).await;
+                // Bytes received before a failure are kept (and recorded) for the next run.
                 sink.flush()
                     .await
                     .map_err(|e| engine.write_error(&job, e))?;
+                fetched.map_err(|e| Error::transfer(&job, e))?;
                 let _ = done_tx.send(index);
                 Ok::<(), Error>(())
             });
@@ -346,7 +430,7 @@ impl Engine {
                 && first_error.is_none()
             {
                 first_error = Some(e);
-                // Stop the other ranges: the file failed, their bytes would be wasted.
+                // Stop the other ranges: the file failed; what they wrote so far is recorded.
                 tasks.abort_all();
             }
         }
@@ -477,37 +561,53 @@ impl FileProgress {
     fn downloaded(&self) -> u64 {
         self.inner.downloaded.load(Ordering::Relaxed)
     }
+
+    fn done(&self) -> u64 {
+        self.inner.done.load(Ordering::Relaxed)
+    }
+
+    /// Bytes found on disk from an earlier run: done, but not downloaded now.
+    fn resume(&self, n: u64) {
+        let i = &self.inner;
+        let done = i.done.fetch_add(n, Ordering::Relaxed) + n;
+        i.tracker.bytes_done.fetch_add(n, Ordering::Relaxed);
+        i.reporter.report(&Event::Progress {
+            file: i.file,
+            bytes_done: done.min(i.total),
+            bytes_total: i.total,
+        });
+    }
 }
 
-/// Writes one range of a file at its offsets, optionally hashing as it goes.
+/// Writes one range of a file at its offsets and records its progress for resuming.
 struct FileSink {
     file: Arc<File>,
     range: Range<u64>,
     /// Absolute offset up to which bytes are written to the file.
     flushed: u64,
     buf: BytesMut,
-    hasher: Option<Hasher>,
-    /// Set when bytes were re-sent from an offset the inline hasher cannot rewind to: the digest is
-    /// then computed from the file once it is complete.
-    rehash: bool,
     progress: FileProgress,
+    table: Arc<SharedTable>,
+    index: usize,
 }
 
 impl FileSink {
     fn new(
         file: Arc<File>,
         range: Range<u64>,
-        hasher: Option<Hasher>,
+        from: u64,
         progress: FileProgress,
+        table: Arc<SharedTable>,
+        index: usize,
     ) -> FileSink {
         FileSink {
             file,
-            flushed: range.start,
+            flushed: from,
             range,
             buf: BytesMut::with_capacity(WRITE_BUFFER),
-            hasher,
-            rehash: false,
             progress,
+            table,
+            index,
         }
     }
 
@@ -518,42 +618,19 @@ impl FileSink {
         let buf = self.buf.split().freeze();
         let file = Arc::clone(&self.file);
         let pos = self.flushed;
-        let mut hasher = self.hasher.take();
         let len = buf.len() as u64;
-        let hasher = tokio::task::spawn_blocking(move || -> io::Result<Option<Hasher>> {
+        let table = Arc::clone(&self.table);
+        let (index, done) = (self.index, pos + len - self.range.start);
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
             file.write_all_at(&buf, pos)?;
-            if let Some(h) = hasher.as_mut() {
-                h.update(&buf);
-            }
-            Ok(hasher)
+            table.record(index, done);
+            Ok(())
         })
         .await
         .map_err(io::Error::other)??;
-        self.hasher = hasher;
         self.flushed += len;
         self.buf.reserve(WRITE_BUFFER);
         Ok(())
-    }
-
-    /// The digest of the whole file (single-stream mode).
-    async fn finish_digest(self, job: &BlobJob) -> Result<String> {
-        match self.hasher {
-            Some(h) if !self.rehash => Ok(h.finish_hex()),
-            _ => {
-                let file = self.file;
-                let chunks = vec![0..job.size];
-                let hasher = job.expected.hasher(job.size);
-                let digest = tokio::task::spawn_blocking(move || {
-                    let (tx, rx) = std::sync::mpsc::channel();
-                    let _ = tx.send(0);
-                    follow_and_hash(&file, &chunks, &rx, hasher)
-                })
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
-                .map_err(|e| Error::io("hash", job.repo.path(), e))?;
-                digest.ok_or_else(|| Error::Internal("rehash interrupted".into()))
-            }
-        }
     }
 }
 
@@ -578,16 +655,13 @@ impl BodySink for FileSink {
     }
 
     async fn restart(&mut self, from: u64) -> io::Result<()> {
+        // The server could not resume: bytes from `from` on are sent again and overwrite what we
+        // had. Only completed ranges are hashed, so nothing stale reaches the digest.
         let from = from.clamp(self.range.start, self.range.end);
         let rewound = self.position().saturating_sub(from);
         self.buf.clear();
         self.flushed = from;
         self.progress.rewind(rewound);
-        // Bytes already fed to the inline hasher cannot be taken back: the digest is then computed
-        // from the file once it is complete (a rare path: only after a server ignored `Range`).
-        if self.hasher.is_some() && rewound > 0 {
-            self.rehash = true;
-        }
         Ok(())
     }
 

@@ -58,6 +58,7 @@ mod hf;
 mod patterns;
 pub mod pipeline;
 pub mod progress;
+mod resume;
 mod verify;
 
 use std::future::Future;

@@ -167,3 +167,126 @@ async fn two_fetchers_on_one_cache_download_each_blob_once() {
     let total: u64 = s.files.values().map(|b| b.len() as u64).sum();
     assert_eq!(ra.downloaded_bytes + rb.downloaded_bytes, total);
 }
+
+/// A client that gives up at the first failure and notices a stall fast: an "interrupted" run.
+fn fragile(s: &Setup) -> hub_client::HubClient {
+    hub_client::HubClient::builder()
+        .endpoint(s.hub.url())
+        .retry(hub_client::RetryPolicy::never())
+        .read_idle_timeout(std::time::Duration::from_millis(300))
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn an_interrupted_download_resumes_from_the_bytes_on_disk() {
+    let s = Setup::new().await;
+    let path = "unet/diffusion_pytorch_model.safetensors";
+    let req = FileRequest::new(Repo::model("acme/tiny").expect("id"), path);
+    s.hub
+        .faults()
+        .push(Fault::stall_after(120_000, None).on(Route::Cdn).times(1));
+    let err = s
+        .fetcher_with(fragile(&s), false)
+        .download_file(&req)
+        .await
+        .expect_err("stalled");
+    assert!(matches!(err, Error::Transfer { .. }), "{err}");
+    // The partial and its state are kept for the next run.
+    let names = s.blob_names();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".incomplete")));
+    assert!(names.iter().any(|n| n.ends_with(".incomplete.state")));
+
+    s.hub.log().clear();
+    let p = s.fetcher().download_file(&req).await.expect("resumed");
+    assert_eq!(std::fs::read(p).expect("read"), s.files[path]);
+    let cdn: Vec<_> = s
+        .hub
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.route == Route::Cdn)
+        .collect();
+    assert_eq!(cdn.len(), 1, "{cdn:?}");
+    let range = cdn[0].range.clone().unwrap_or_default();
+    let from: u64 = range
+        .trim_start_matches("bytes=")
+        .split('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(from > 0 && from <= 120_000, "resumed from {range}");
+    // Nothing partial is left once the blob is complete.
+    assert_eq!(
+        s.blob_names()
+            .iter()
+            .filter(|n| n.contains(".incomplete"))
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_ranged_download_only_fetches_what_is_missing() {
+    let s = Setup::new().await;
+    s.hub.faults().push(
+        Fault::stall_after(100_000, None)
+            .on(Route::Cdn)
+            .path_contains("big.safetensors")
+            .times(1),
+    );
+    let fragile = s.fetcher_with(fragile(&s), false);
+    fragile.download_file(&big()).await.expect_err("stalled");
+    s.hub.log().clear();
+    s.fetcher().download_file(&big()).await.expect("resumed");
+    let p = s.snapshot_dir().join("big.safetensors");
+    assert_eq!(std::fs::read(p).expect("read"), s.files["big.safetensors"]);
+    // Completed ranges were not asked for again.
+    let cdn: Vec<_> = s
+        .hub
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.route == Route::Cdn)
+        .collect();
+    assert!(cdn.len() < 8, "{cdn:#?}");
+}
+
+#[tokio::test]
+async fn a_corrupt_partial_is_discarded_and_the_file_fetched_again() {
+    let s = Setup::new().await;
+    let path = "unet/diffusion_pytorch_model.safetensors";
+    let req = FileRequest::new(Repo::model("acme/tiny").expect("id"), path);
+    s.hub
+        .faults()
+        .push(Fault::stall_after(120_000, None).on(Route::Cdn).times(1));
+    s.fetcher_with(fragile(&s), false)
+        .download_file(&req)
+        .await
+        .expect_err("stalled");
+    // Damage the kept bytes, as a crash or a bad disk would.
+    let blobs = s.cache_dir().join("models--acme--tiny/blobs");
+    let partial = s
+        .blob_names()
+        .into_iter()
+        .find(|n| n.ends_with(".incomplete"))
+        .expect("partial");
+    let mut bytes = std::fs::read(blobs.join(&partial)).expect("read");
+    bytes[10] ^= 0xff;
+    std::fs::write(blobs.join(&partial), bytes).expect("write");
+
+    let p = s
+        .fetcher()
+        .download_file(&req)
+        .await
+        .expect("fetched again");
+    assert_eq!(std::fs::read(p).expect("read"), s.files[path]);
+    assert_eq!(
+        s.blob_names()
+            .iter()
+            .filter(|n| n.contains(".incomplete"))
+            .count(),
+        0
+    );
+}
