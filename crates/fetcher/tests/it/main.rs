@@ -2,5 +2,6 @@
 
 mod download;
 mod engine;
+mod select;
 mod snapshot;
 mod support;
