@@ -9,7 +9,21 @@ use anyhow::Result;
 use crate::util;
 
 /// Pinned so a new upstream release cannot silently change what "compatible" means; bump on purpose.
-pub const REQUIREMENTS: &str = "huggingface_hub==2.4.0\npytest==9.2.0\n";
+///
+/// diffusers, transformers and torch are there for `test_pipeline_e2e.py`, which loads and runs a
+/// pulled pipeline. PyPI has only CUDA builds of torch for Linux x86_64, and they cannot even be
+/// imported without the `nvidia-*` libraries they link against, so the venv is large: about
+/// 5.7 GB and 1m45s to create from an empty pip cache (measured on a 2-core machine like CI's). A
+/// `--no-deps` lock without triton and cusolver saved only 30 s and 1.3 GB, not worth a hand-kept
+/// list of 60 pins.
+pub const REQUIREMENTS: &str = "\
+huggingface_hub==2.4.0
+pytest==9.2.0
+torch==2.15.0
+diffusers==0.42.1
+transformers==5.24.0
+safetensors==0.8.0
+";
 
 pub fn run(args: &[String]) -> Result<()> {
     let bins = util::build_bins(false)?;
