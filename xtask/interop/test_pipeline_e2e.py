@@ -81,6 +81,32 @@ def pull(spec_text: str, tmp_path: Path, hub, cache_dir: Path) -> Path:
     return folder
 
 
+# pipefetch's record of where each file of an assembled folder came from; not for diffusers.
+MANIFEST = ".pipefetch.json"
+
+
+def pulled_files(folder: Path) -> set:
+    """The folder's files apart from the manifest, which must list them all.
+
+    model_index.json may be left out of the manifest: pipefetch writes it rather than fetching it.
+    """
+    files = tiny.repo_files(folder)
+    assert MANIFEST in files, sorted(files)
+    files.discard(MANIFEST)
+    recorded = {f["target"] for f in json.loads((folder / MANIFEST).read_text())["files"]}
+    assert recorded in (files, files - {"model_index.json"}), sorted(recorded ^ files)
+    return files
+
+
+def assert_same_file(got: Path, want: Path, rel: str):
+    # pipefetch writes model_index.json itself (it may be edited by the spec), so only its
+    # content has to match, not its formatting.
+    if rel == "model_index.json":
+        assert json.loads(got.read_text()) == json.loads(want.read_text())
+    else:
+        assert got.read_bytes() == want.read_bytes(), rel
+
+
 def load(folder, dtype=None):
     import torch
     from diffusers import DiffusionPipeline
@@ -193,9 +219,9 @@ components:
         "vae/diffusion_pytorch_model.safetensors": vae / "diffusion_pytorch_model.safetensors",
     }
     origin.update({p: base / p for p in tokenizer_files(fixture)})
-    assert tiny.repo_files(folder) == set(origin)
+    assert pulled_files(folder) == set(origin)
     for rel, src in origin.items():
-        assert (folder / rel).read_bytes() == src.read_bytes(), rel
+        assert_same_file(folder / rel, src, rel)
 
     pipe = load(folder)
     assert_component_classes(pipe)
@@ -212,7 +238,7 @@ def test_pull_base_only_is_a_subset_of_diffusers_download(
     from diffusers import DiffusionPipeline
 
     folder = pull(f"repo_id: {tiny.BASE_REPO}\n", tmp_path, pipe_hub, cache_dir)
-    ours = tiny.repo_files(folder)
+    ours = pulled_files(folder)
 
     theirs_dir = Path(
         DiffusionPipeline.download(tiny.BASE_REPO, cache_dir=tmp_path / "diffusers-cache")
@@ -224,7 +250,7 @@ def test_pull_base_only_is_a_subset_of_diffusers_download(
     assert theirs - ours == {"vae_1_0/diffusion_pytorch_model.safetensors"}
     assert not [p for p in ours if p.endswith(".bin") or ".fp16." in p]
     for rel in ours:
-        assert (folder / rel).read_bytes() == (theirs_dir / rel).read_bytes(), rel
+        assert_same_file(folder / rel, theirs_dir / rel, rel)
 
     pipe = load(folder)
     assert_component_classes(pipe)
@@ -242,7 +268,7 @@ components:
     source: [{tiny.VAE_REPO}/config.json, {tiny.VAE_REPO}/diffusion_pytorch_model.safetensors]
 """
     folder = pull(spec, tmp_path, pipe_hub, cache_dir)
-    files = tiny.repo_files(folder)
+    files = pulled_files(folder)
     assert not [p for p in files if ".fp16." in p]
 
     base, vae = fixture.base_dir, fixture.vae_dir
@@ -259,7 +285,7 @@ components:
     origin.update({p: base / p for p in tokenizer_files(fixture)})
     assert files == set(origin)
     for rel, src in origin.items():
-        assert (folder / rel).read_bytes() == src.read_bytes(), rel
+        assert_same_file(folder / rel, src, rel)
 
     # fp16 unet and text encoder beside an fp32 vae: loading needs an explicit dtype (see
     # diffusers-selection.md §6), with no `variant=` since the names are canonical.
