@@ -204,7 +204,11 @@ components:
       config.json: {_q(base_url + "/config.json")}
       model.safetensors: {_q(base_url + "/model.safetensors")}
 """
+    pipe_hub.reset()
     folder = pull(spec, tmp_path, pipe_hub, cache_dir)
+    # Overridden components are not fetched from the base repo at all.
+    paths = [r["path"] for r in pipe_hub.requests()]
+    assert not [p for p in paths if f"{tiny.BASE_REPO}/resolve/" in p and ("/unet/" in p or "/vae/" in p)]
 
     base, vae, unet = fixture.base_dir, fixture.vae_dir, fixture.local_unet_dir
     # Where every file of the folder must come from, byte for byte.
@@ -237,8 +241,13 @@ def test_pull_base_only_is_a_subset_of_diffusers_download(
 ):
     from diffusers import DiffusionPipeline
 
+    pipe_hub.reset()
     folder = pull(f"repo_id: {tiny.BASE_REPO}\n", tmp_path, pipe_hub, cache_dir)
     ours = pulled_files(folder)
+    # Not just left out of the folder: never downloaded.
+    paths = [r["path"] for r in pipe_hub.requests()]
+    assert paths, "pull made no request"
+    assert not [p for p in paths if "vae_1_0" in p or p.endswith(".bin") or ".fp16." in p]
 
     theirs_dir = Path(
         DiffusionPipeline.download(tiny.BASE_REPO, cache_dir=tmp_path / "diffusers-cache")
