@@ -1,9 +1,9 @@
 //! `cargo xtask demo`: the main job, end to end, against the bundled hub-server.
 //!
-//! Writes a Stable-Diffusion-shaped example repo (about 1 GB of random weights) once under
-//! `target/demo/`, serves it with `hub-server`, and runs `pipefetch` on it with progress bars into a
-//! fresh cache: a selective snapshot (only what a fp32 safetensors pipeline needs), the same again
-//! (warm: nothing moves), then `pipefetch scan`.
+//! Writes a Stable-Diffusion-shaped example repo (about 1 GB of random weights), a flat VAE repo and
+//! a local "fine-tuned" unet once under `target/demo/`, serves the repos with `hub-server`, and runs
+//! `pipefetch` with progress bars into a fresh cache: `plan`, `pull` of `xtask/demo/demo.yaml.in`
+//! (all four source kinds), `check`, a second `pull` (warm: nothing moves), and `list`.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,19 +12,29 @@ use anyhow::{Context, Result};
 
 use crate::util::{self, ServerProcess};
 
-const REPO: &str = "demo/sd-like";
 const SCALE: u64 = 1_000_000_000;
 
 pub fn run(_args: &[String]) -> Result<()> {
     let bins = util::build_bins(false)?;
     let base = util::target_dir().join("demo");
     let root = base.join("hub-root");
-    ensure_fixture(&root)?;
-    let cache = base.join("cache");
-    let _ = std::fs::remove_dir_all(&cache);
+    ensure_fixture(&root, &base)?;
+    let home = base.join("hf-home");
+    let _ = std::fs::remove_dir_all(&home);
 
     let server = ServerProcess::start(&bins.hub_server, &root, &[])?;
     eprintln!("\nhub-server: {} serving {}\n", server.url, root.display());
+
+    let template = std::fs::read_to_string(util::root().join("xtask/demo/demo.yaml.in"))?;
+    let spec = base.join("demo.yaml");
+    std::fs::write(
+        &spec,
+        template.replace("{{HUB}}", &server.url).replace(
+            "{{LOCAL_UNET}}",
+            &base.join("my-unet").display().to_string(),
+        ),
+    )?;
+    let spec = spec.display().to_string();
 
     let pipefetch = |args: &[&str]| -> Result<()> {
         eprintln!("$ pipefetch {}", args.join(" "));
@@ -32,43 +42,48 @@ pub fn run(_args: &[String]) -> Result<()> {
             Command::new(&bins.pipefetch)
                 .args(args)
                 .env("HF_ENDPOINT", &server.url)
-                .env("HF_HUB_CACHE", &cache)
+                .env("HF_HOME", &home)
+                .env_remove("HF_HUB_CACHE")
                 .env_remove("HF_TOKEN")
                 .env_remove("HF_HUB_OFFLINE"),
         )
     };
-    let snapshot = [
-        "snapshot",
-        REPO,
-        "--exclude",
-        "*.bin",
-        "--exclude",
-        "*.fp16.*",
-        "--exclude",
-        "v1-5-pruned.safetensors",
-        "--progress",
-        "bars",
-    ];
-    pipefetch(&snapshot)?;
-    eprintln!("\nagain, warm (one request to resolve `main`, no transfer):");
-    pipefetch(&snapshot)?;
+    pipefetch(&["plan", &spec])?;
     eprintln!();
-    pipefetch(&["scan"])?;
-    eprintln!("\ncache: {}", cache.display());
+    pipefetch(&["pull", &spec, "--progress", "bars"])?;
+    eprintln!();
+    pipefetch(&["check", &spec])?;
+    eprintln!("\nagain, warm (one request per repo to resolve `main`, no transfer):");
+    pipefetch(&["pull", &spec, "--progress", "bars"])?;
+    eprintln!();
+    pipefetch(&["list"])?;
+    eprintln!("\nHF_HOME of the demo: {}", home.display());
     Ok(())
 }
 
-fn ensure_fixture(root: &Path) -> Result<()> {
-    let stamp = root.join(".demo-fixture-v1");
+fn ensure_fixture(root: &Path, base: &Path) -> Result<()> {
+    let stamp = root.join(".demo-fixture-v2");
     if stamp.exists() {
         return Ok(());
     }
     let _ = std::fs::remove_dir_all(root);
-    eprintln!(
-        "writing the example repo {REPO} (~1 GB) under {}",
-        root.display()
-    );
-    hub_server::fixture::sd_like(root, REPO, SCALE).context("writing the demo fixture")?;
+    eprintln!("writing the example repos (~1 GB) under {}", root.display());
+    hub_server::fixture::sd_like(root, "demo/sd-like", SCALE)
+        .context("writing the demo fixture")?;
+    hub_server::fixture::RepoBuilder::new(root, "models", "demo/vae-fix")
+        .file(
+            "config.json",
+            br#"{"_class_name": "AutoencoderKL", "force_upcast": false}"#.to_vec(),
+        )
+        .random_file("diffusion_pytorch_model.safetensors", 77, 80_000_000)
+        .build()?;
+    let unet = base.join("my-unet");
+    std::fs::create_dir_all(&unet)?;
+    std::fs::write(
+        unet.join("config.json"),
+        br#"{"_class_name": "UNet2DConditionModel", "sample_size": 64}"#,
+    )?;
+    hub_server::fixture::write_random_file(&unet.join("my-finetune.safetensors"), 78, 100_000_000)?;
     std::fs::write(&stamp, b"")?;
     Ok(())
 }

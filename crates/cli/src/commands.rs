@@ -106,6 +106,10 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<ExitCode> {
         Command::Scan(args) => scan(args, &global),
         Command::Rm(args) => rm(args, &global),
         Command::Validate(args) => validate(args),
+        Command::Plan(args) => crate::pipeline::plan(args, &global).await,
+        Command::Pull(args) => crate::pipeline::pull(args, &global).await,
+        Command::Check(args) => crate::pipeline::check(args, &global).await,
+        Command::List(args) => crate::pipeline::list(args, &global),
     }
 }
 
@@ -113,7 +117,7 @@ fn env() -> HfEnv {
     HfEnv::from_env()
 }
 
-fn fetcher(global: &GlobalArgs) -> Result<Fetcher> {
+pub fn fetcher(global: &GlobalArgs) -> Result<Fetcher> {
     let env = env();
     let mut builder = Fetcher::builder()
         .connections(global.connections)
@@ -141,7 +145,7 @@ fn repo(id: &str, repo_type: RepoTypeArg) -> Result<Repo> {
     Ok(Repo::new(repo_type.into(), id))
 }
 
-fn cache(global: &GlobalArgs) -> hub_cache::HfCache {
+pub fn cache(global: &GlobalArgs) -> hub_cache::HfCache {
     let dir = global
         .cache_dir
         .clone()

@@ -8,9 +8,11 @@
 //! | 0 | success |
 //! | 1 | the operation failed (network, cache, verification, …) |
 //! | 2 | bad command line (unknown option, missing argument) |
-//! | 3 | `validate`: a spec is invalid |
+//! | 3 | a spec is invalid (`validate`, `plan`, `pull`, `check`) |
+//! | 4 | `check`: the pipeline is not (completely) available locally |
 
 mod commands;
+mod pipeline;
 mod render;
 
 use std::process::ExitCode;
@@ -86,6 +88,14 @@ enum Command {
     Rm(commands::RmArgs),
     /// Check pipeline spec files; exit 3 if any is invalid.
     Validate(commands::ValidateArgs),
+    /// Show every file a pipeline spec needs, where from, its size, and whether it is cached.
+    Plan(pipeline::PlanArgs),
+    /// Download what a pipeline spec needs and assemble a folder diffusers loads; print its path.
+    Pull(pipeline::PullArgs),
+    /// Tell, without any network, whether a pipeline is completely here; exit 4 if not.
+    Check(pipeline::CheckArgs),
+    /// List assembled pipelines and cached repos, with sizes and completeness.
+    List(pipeline::ListArgs),
 }
 
 fn main() -> ExitCode {

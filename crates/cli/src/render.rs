@@ -190,11 +190,9 @@ impl Reporter for Bars {
                     bar.abandon_with_message(format!("failed: {error}"));
                 }
             }
-            Event::Heartbeat { stalled_ms, .. } => {
-                if *stalled_ms >= 5_000 {
-                    self.total
-                        .set_message(format!("stalled for {}s", stalled_ms / 1000));
-                }
+            Event::Heartbeat { stalled_ms, .. } if *stalled_ms >= 5_000 => {
+                self.total
+                    .set_message(format!("stalled for {}s", stalled_ms / 1000));
             }
             Event::Done { .. } => {
                 self.total.finish_and_clear();

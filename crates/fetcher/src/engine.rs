@@ -79,6 +79,7 @@ impl EngineSettings {
     /// connection, each between `min_chunk` and `max_chunk`.
     pub fn chunks(&self, size: u64) -> Vec<Range<u64>> {
         if size < self.min_chunk.saturating_mul(2) {
+            #[allow(clippy::single_range_in_vec_init)]
             return vec![0..size];
         }
         let wanted = (self.connections.max(1) as u64).saturating_mul(2);
@@ -201,9 +202,7 @@ impl Engine {
     /// Brings `job`'s blob into the cache (unless it is there already) and returns how many bytes
     /// crossed the network for it.
     pub async fn fetch(&self, job: &BlobJob) -> Result<u64> {
-        let repo = job.repo.clone();
-        let etag = job.etag.clone();
-        if blocking(move || Ok(repo.has_blob(&etag))).await? {
+        if self.blob_present(job).await? {
             return Ok(0);
         }
         // Avoid downloading what another process is downloading right now. The lock is advisory:
@@ -211,9 +210,7 @@ impl Engine {
         let repo = job.repo.clone();
         let etag = job.etag.clone();
         let _lock = blocking(move || repo.lock(&etag).map_err(Error::from)).await?;
-        let repo = job.repo.clone();
-        let etag = job.etag.clone();
-        if blocking(move || Ok(repo.has_blob(&etag))).await? {
+        if self.blob_present(job).await? {
             return Ok(0);
         }
 
@@ -238,6 +235,30 @@ impl Engine {
         }
         self.tracker.active_files.fetch_sub(1, Ordering::Relaxed);
         result
+    }
+
+    /// Whether the blob is in the cache with its size. A blob of another size is damage (blobs are
+    /// named by their content): it is removed so that it gets downloaded again.
+    async fn blob_present(&self, job: &BlobJob) -> Result<bool> {
+        let repo = job.repo.clone();
+        let (etag, size) = (job.etag.clone(), job.size);
+        blocking(move || {
+            let path = repo.blob_path(&etag)?;
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() && m.len() == size => Ok(true),
+                Ok(m) if m.is_file() => {
+                    tracing::warn!(
+                        "{} has {} bytes instead of {size}; downloading it again",
+                        path.display(),
+                        m.len()
+                    );
+                    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                    Ok(false)
+                }
+                _ => Ok(repo.has_blob(&etag)),
+            }
+        })
+        .await
     }
 
     async fn transfer(&self, job: &BlobJob) -> Result<u64> {

@@ -18,9 +18,9 @@ pub enum Error {
     Hub {
         /// What we were doing.
         context: String,
-        /// The client's error.
+        /// The client's error (boxed: it is large, and errors are the rare path).
         #[source]
-        source: hub_client::Error,
+        source: Box<hub_client::Error>,
     },
     /// The cache could not be read or written.
     #[error(transparent)]
@@ -76,7 +76,7 @@ pub enum Error {
         path: String,
         /// The client's error.
         #[source]
-        source: hub_client::Error,
+        source: Box<hub_client::Error>,
     },
     /// The disk is full.
     #[error("no space left on the device holding {dir} while writing a {size}-byte file")]
@@ -107,14 +107,71 @@ pub enum Error {
         pattern: String,
         /// Why.
         #[source]
-        source: globset::Error,
+        source: Box<globset::Error>,
     },
+    /// The disk cannot hold the bytes still to download.
+    #[error("not enough disk space in {dir}: {} to download, {} free", human_bytes(*needed), human_bytes(*available))]
+    NotEnoughSpace {
+        /// The folder downloads go to.
+        dir: PathBuf,
+        /// Bytes still to download.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
+    /// The pipeline cannot be planned: every problem found, one per line.
+    #[error("the pipeline cannot be planned:\n  - {}", problems.join("\n  - "))]
+    Plan {
+        /// Each problem, rendered.
+        problems: Vec<String>,
+    },
+    /// A diffusers file-selection rule failed (a missing variant, a folder without weights).
+    #[error(transparent)]
+    Select(Box<crate::pipeline::select::SelectError>),
     /// A request that makes no sense (an invalid path, a bad repo id).
     #[error("{0}")]
     Invalid(String),
     /// A bug: a task panicked or a channel closed early.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A URL answered with something that is not the weights file its name promises (an HTML
+    /// login page, a JSON error); nothing was saved.
+    #[error(
+        "{url}: expected the weights file `{name}`, but the server returned {what}; nothing was saved"
+    )]
+    NotWeights {
+        /// The URL (without any `token` parameter).
+        url: String,
+        /// The spec's file name.
+        name: String,
+        /// What arrived instead (`an HTML page`, `a JSON document (Content-Type: …)`).
+        what: String,
+        /// What to do (set `CIVITAI_TOKEN`, open the URL in a browser).
+        hint: String,
+    },
+    /// The bytes behind a URL do not hash to the `sha256` pinned in the spec; nothing was kept.
+    #[error(
+        "{url}: the download's sha256 is {actual}, but the spec pins {expected}; the download was discarded"
+    )]
+    PinMismatch {
+        /// The URL (without any `token` parameter).
+        url: String,
+        /// The pinned sha256.
+        expected: String,
+        /// The sha256 of the bytes received.
+        actual: String,
+    },
+    /// Downloading a URL failed; the bytes received so far are kept for the next run.
+    #[error("downloading {url} (`{name}`) failed")]
+    UrlTransfer {
+        /// The URL (without any `token` parameter).
+        url: String,
+        /// The spec's file name.
+        name: String,
+        /// The client's error.
+        #[source]
+        source: Box<hub_client::Error>,
+    },
 }
 
 impl Error {
@@ -129,7 +186,7 @@ impl Error {
     pub(crate) fn hub(context: impl Into<String>, source: hub_client::Error) -> Error {
         Error::Hub {
             context: context.into(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -146,7 +203,7 @@ impl Error {
         Error::Transfer {
             source_label: job.source.clone(),
             path: job.path.clone(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -167,6 +224,7 @@ impl Error {
         match self {
             Error::Hub { source, .. } | Error::Transfer { source, .. } => source.hint(),
             Error::Cache(e) => e.hint(),
+            Error::Select(e) => e.hint(),
             Error::NotCached { why, .. } => Some(if *why == "offline mode" {
                 "unset HF_HUB_OFFLINE (or set it to 0) to download it".to_string()
             } else {
@@ -176,6 +234,16 @@ impl Error {
                 "the server sent other bytes than it announced; run again (a mirror or proxy may be serving stale or broken content)"
                     .to_string(),
             ),
+            Error::NotEnoughSpace { dir, needed, available } => Some(format!(
+                "free at least {} on the disk holding {} (only the missing bytes are counted), or point HF_HUB_CACHE / --cache-dir elsewhere",
+                human_bytes(needed.saturating_sub(*available)),
+                dir.display()
+            )),
+            Error::NotWeights { hint, .. } => Some(hint.clone()),
+            Error::PinMismatch { .. } => Some(
+                "the file behind the URL changed, or the pin is wrong: check the sha256 published for it and update `sha256` in the spec".to_string(),
+            ),
+            Error::UrlTransfer { url, source, .. } => crate::url_source::transfer_hint(url, source),
             Error::DiskFull { dir, size, .. } => Some(format!(
                 "free at least {} on the disk holding {} (or point HF_HUB_CACHE / --cache-dir elsewhere); files already downloaded are kept",
                 human_bytes(*size),
@@ -183,6 +251,12 @@ impl Error {
             )),
             _ => None,
         }
+    }
+}
+
+impl From<crate::pipeline::select::SelectError> for Error {
+    fn from(e: crate::pipeline::select::SelectError) -> Error {
+        Error::Select(Box::new(e))
     }
 }
 

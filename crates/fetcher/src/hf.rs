@@ -119,9 +119,9 @@ pub struct SnapshotFile {
 
 /// What the listing says of one file: enough to download and verify it without a HEAD.
 #[derive(Debug, Clone)]
-struct Listed {
-    size: u64,
-    etag: String,
+pub(crate) struct Listed {
+    pub(crate) size: u64,
+    pub(crate) etag: String,
 }
 
 impl Listed {
@@ -156,7 +156,7 @@ impl Fetcher {
             }
         }
         if offline {
-            return self.from_cache_or(&repo, req, &path, None).await;
+            return self.cached_or(&repo, req, &path, None).await;
         }
 
         let metadata = match self
@@ -194,7 +194,7 @@ impl Fetcher {
                 // still answers; errors that say "this does not exist" are never masked.
                 if e.is_network() || matches!(e, hub_client::Error::RateLimited { .. }) {
                     return self
-                        .from_cache_or(&repo, req, &path, Some(Error::hub(context, e)))
+                        .cached_or(&repo, req, &path, Some(Error::hub(context, e)))
                         .await;
                 }
                 return Err(Error::hub(context, e));
@@ -262,7 +262,7 @@ impl Fetcher {
         Ok(pointer)
     }
 
-    async fn from_cache_or(
+    async fn cached_or(
         &self,
         repo: &CacheRepo,
         req: &FileRequest,
@@ -471,7 +471,7 @@ impl Fetcher {
     /// The job for one Hub file at a commit. Big files get their final (CDN) location first, with
     /// one HEAD, so that their ranges go straight there instead of through the resolver.
     #[allow(clippy::too_many_arguments)]
-    async fn hub_job(
+    pub(crate) async fn hub_job(
         &self,
         engine: &crate::engine::Engine,
         id: u64,
@@ -562,7 +562,7 @@ impl Fetcher {
 
     /// The repo's files at `commit`: from `trees/<commit>.json` when cached, else listed once (all
     /// pages) and cached for next time.
-    async fn listing(
+    pub(crate) async fn listing(
         &self,
         repo: &CacheRepo,
         hub_repo: &Repo,

@@ -59,6 +59,7 @@ mod patterns;
 pub mod pipeline;
 pub mod progress;
 mod resume;
+pub mod url_source;
 mod verify;
 
 use std::future::Future;
@@ -88,6 +89,10 @@ pub struct Fetcher {
     offline: bool,
     /// Which file a URL belongs to, so the client's retry callbacks become per-file events.
     urls: UrlRegistry,
+    /// `HF_HOME`: assembled pipelines and the URL cache live below it.
+    hf_home: PathBuf,
+    /// The civitai.com API key for URL sources.
+    civitai_token: Option<Token>,
 }
 
 /// Maps request URLs to the file they transfer, for retry events.
@@ -115,6 +120,7 @@ pub struct FetcherBuilder {
     settings: EngineSettings,
     reporter: Option<SharedReporter>,
     offline: Option<bool>,
+    hf_home: Option<PathBuf>,
 }
 
 impl FetcherBuilder {
@@ -166,6 +172,12 @@ impl FetcherBuilder {
         self
     }
 
+    /// The HF home folder, where assembled pipelines and the URL cache live (default `HF_HOME`).
+    pub fn hf_home(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.hf_home = Some(dir.into());
+        self
+    }
+
     /// Forbid the network (default `HF_HUB_OFFLINE`).
     pub fn offline(mut self, offline: bool) -> Self {
         self.offline = Some(offline);
@@ -181,19 +193,20 @@ impl FetcherBuilder {
         let client = match self.client {
             Some(client) => client,
             None => {
-                let mut builder = HubClient::builder()
+                // Timeouts, the rate floor and the retry budget come from the environment too.
+                let mut builder = HubClient::builder_from_env(&env)
                     .endpoint(self.endpoint.as_deref().unwrap_or(env.endpoint.as_str()))
                     .token(self.token.or_else(|| env.token.clone()))
                     .offline(offline)
                     .on_retry(retry_observer(Arc::clone(&reporter), Arc::clone(&urls)));
                 if let Some(origin) = &env.user_agent_origin {
-                    builder = builder.user_agent(&format!(
+                    builder = builder.user_agent(format!(
                         "pipefetch/{}; origin/{origin}",
                         env!("CARGO_PKG_VERSION")
                     ));
                 } else {
                     builder =
-                        builder.user_agent(&format!("pipefetch/{}", env!("CARGO_PKG_VERSION")));
+                        builder.user_agent(format!("pipefetch/{}", env!("CARGO_PKG_VERSION")));
                 }
                 builder
                     .build()
@@ -207,7 +220,10 @@ impl FetcherBuilder {
             SymlinkMode::Auto
         };
         let cache = HfCache::with_options(cache_dir, CacheOptions::with_symlinks(symlinks));
+        let hf_home = self.hf_home.unwrap_or_else(|| env.hf_home.clone());
         Ok(Fetcher {
+            hf_home,
+            civitai_token: env.civitai_token.clone(),
             client,
             cache,
             settings: self.settings,
@@ -239,13 +255,41 @@ impl Fetcher {
         &self.cache
     }
 
+    /// `HF_HOME`.
+    pub fn hf_home(&self) -> &std::path::Path {
+        &self.hf_home
+    }
+
+    /// Where assembled pipelines go by default: `$HF_HOME/pipelines`.
+    pub fn pipelines_dir(&self) -> PathBuf {
+        self.hf_home.join("pipelines")
+    }
+
+    /// The cache of URL downloads, `$HF_HOME/pipefetch/url-cache-v1` (outside the Hub cache, whose
+    /// scan would flag any foreign folder).
+    pub fn url_cache(&self) -> url_source::UrlCache {
+        url_source::UrlCache::new(self.hf_home.join("pipefetch").join("url-cache-v1"))
+    }
+
+    /// The civitai.com token, if any.
+    pub(crate) fn civitai_token(&self) -> Option<&Token> {
+        self.civitai_token.as_ref()
+    }
+
     /// Whether the network is off limits.
     pub fn is_offline(&self) -> bool {
         self.offline
     }
 
+    /// The same fetcher without progress events (for metadata reads inside a larger operation).
+    pub(crate) fn quiet(&self) -> Fetcher {
+        let mut f = self.clone();
+        f.reporter = Arc::new(NoProgress);
+        f
+    }
+
     /// A fresh engine for one run (its own counters, the fetcher's budget size).
-    fn engine(&self) -> Engine {
+    pub(crate) fn engine(&self) -> Engine {
         Engine::new(
             self.client.clone(),
             self.settings.clone(),
@@ -256,7 +300,7 @@ impl Fetcher {
     }
 
     /// Runs `work`, emitting a heartbeat every second until it ends, and a final `Done`.
-    async fn run_with_heartbeat<T>(
+    pub(crate) async fn run_with_heartbeat<T>(
         &self,
         engine: &Engine,
         work: impl Future<Output = Result<T>>,

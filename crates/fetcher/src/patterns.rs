@@ -50,13 +50,13 @@ fn compile(patterns: &[String]) -> Result<GlobSet> {
             .build()
             .map_err(|source| Error::Pattern {
                 pattern: pattern.clone(),
-                source,
+                source: Box::new(source),
             })?;
         builder.add(glob);
     }
     builder.build().map_err(|source| Error::Pattern {
         pattern: patterns.join(", "),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -19,6 +19,7 @@
 //! | `HF_HUB_USER_AGENT_ORIGIN` | [`HfEnv::user_agent_origin`] | none |
 //! | `PIPEFETCH_MIN_RATE` | [`HfEnv::min_rate`] | `8388608/180` (bytes per seconds; `0` disables) |
 //! | `PIPEFETCH_MAX_RETRIES` | [`HfEnv::max_attempts`] | 5 attempts |
+//! | `CIVITAI_TOKEN` | [`HfEnv::civitai_token`] (sent to civitai.com only) | none |
 //!
 //! Booleans are true when the upper-cased value is one of `1`, `ON`, `YES`, `TRUE`. Path values get `~`
 //! and `$VAR` / `${VAR}` expansion like Python's `expanduser` + `expandvars`. The token is cleaned like
@@ -65,6 +66,8 @@ pub struct HfEnv {
     pub min_rate: Option<(u64, Duration)>,
     /// How many attempts a request gets (`PIPEFETCH_MAX_RETRIES`).
     pub max_attempts: u32,
+    /// The civitai.com API key for URL sources (`CIVITAI_TOKEN`); it is only ever sent to civitai.com.
+    pub civitai_token: Option<Token>,
 }
 
 impl HfEnv {
@@ -154,6 +157,9 @@ impl HfEnv {
             user_agent_origin: get("HF_HUB_USER_AGENT_ORIGIN"),
             min_rate,
             max_attempts,
+            civitai_token: var("CIVITAI_TOKEN")
+                .and_then(|t| Token::clean(&t))
+                .map(|t| Token::with_source(t, TokenSource::EnvVar("CIVITAI_TOKEN"))),
         }
     }
 }

@@ -1,0 +1,312 @@
+//! The pipeline commands: plan, pull, check, list.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use fetcher::pipeline::check::list_pipelines;
+use fetcher::pipeline::plan::{Plan, Presence, SpecOrigin};
+use fetcher::pipeline::pull::PullOptions;
+use fetcher::{Fetcher, FileRequest, human_bytes};
+use hub_client::{Repo, RepoId};
+use pipeline_spec::PipelineSpec;
+
+use crate::GlobalArgs;
+use crate::commands::{cache, fetcher};
+
+/// Exit code for an invalid spec.
+const INVALID_SPEC: u8 = 3;
+/// Exit code for `check` when the pipeline is not available.
+const NOT_AVAILABLE: u8 = 4;
+
+#[derive(Debug, clap::Args)]
+pub struct SpecArg {
+    /// A spec file, or a spec hosted in a Hub repo: `ORG/NAME/path/spec.yaml`.
+    spec: String,
+    /// The revision of a hosted spec's repo (branch, tag or commit).
+    #[arg(long, default_value = "main")]
+    spec_revision: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    spec: SpecArg,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    spec: SpecArg,
+    /// Where to assemble the pipeline [default: $HF_HOME/pipelines/<name>]
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Do not check free disk space first.
+    #[arg(long)]
+    no_disk_check: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    spec: SpecArg,
+    /// Re-hash every file instead of trusting sizes.
+    #[arg(long)]
+    verify: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A spec and where it came from, or the exit code after its diagnostics were printed.
+enum Loaded {
+    Spec(Box<PipelineSpec>, SpecOrigin),
+    Invalid,
+}
+
+async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded> {
+    let path = Path::new(&arg.spec);
+    let hosted = !path.exists()
+        && arg.spec.split('/').count() >= 3
+        && (arg.spec.ends_with(".yaml") || arg.spec.ends_with(".yml"));
+    if !hosted {
+        return Ok(match pipeline_spec::load_file(path) {
+            Ok(spec) => Loaded::Spec(Box::new(spec), SpecOrigin::Local(path.to_path_buf())),
+            Err(diagnostics) => {
+                let color = std::io::IsTerminal::is_terminal(&std::io::stderr());
+                eprint!("{}", diagnostics.render(color));
+                Loaded::Invalid
+            }
+        });
+    }
+    let mut parts = arg.spec.splitn(3, '/');
+    let (org, name, file) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let repo = Repo::model(&format!("{org}/{name}"))
+        .with_context(|| format!("`{}` is neither a file nor ORG/NAME/path.yaml", arg.spec))?;
+    let mut req = FileRequest::new(repo.clone(), file).revision(&arg.spec_revision);
+    req.local_files_only = offline;
+    let local = fetcher
+        .download_file(&req)
+        .await
+        .with_context(|| format!("could not get the hosted spec {}", arg.spec))?;
+    let text = std::fs::read_to_string(&local)
+        .with_context(|| format!("could not read {}", local.display()))?;
+    Ok(match pipeline_spec::parse_str(&text, file) {
+        Ok(spec) => Loaded::Spec(
+            Box::new(spec),
+            SpecOrigin::Hosted {
+                repo: Repo::new(repo.repo_type, RepoId::new(format!("{org}/{name}"))?),
+                revision: arg.spec_revision.clone(),
+                path: file.to_string(),
+            },
+        ),
+        Err(diagnostics) => {
+            eprint!("{}", diagnostics.render(false));
+            Loaded::Invalid
+        }
+    })
+}
+
+pub async fn plan(args: PlanArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let fetcher = fetcher(global)?;
+    let Loaded::Spec(spec, origin) = load(&args.spec, &fetcher, false).await? else {
+        return Ok(ExitCode::from(INVALID_SPEC));
+    };
+    let plan = fetcher.plan(&spec, &origin, false).await?;
+    let disk = fetcher.check_disk(&plan);
+    if args.json {
+        let out = serde_json::json!({
+            "name": plan.name,
+            "files": plan.files,
+            "total_bytes": plan.total_bytes(),
+            "missing_bytes": plan.missing_bytes(),
+            "unknown_sizes": plan.unknown_sizes(),
+            "disk_ok": disk.is_ok(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_plan(&plan);
+        match &disk {
+            Ok(()) => println!("disk: enough free space for the missing bytes"),
+            Err(e) => println!("disk: {e}"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_plan(plan: &Plan) {
+    println!("pipeline {}", plan.name);
+    println!("{:<58} {:>10}  {:<8} SOURCE", "FILE", "SIZE", "STATE");
+    for f in &plan.files {
+        let size = f.size.map(human_bytes).unwrap_or_else(|| "?".into());
+        let state = match f.presence {
+            Presence::Cached => "cached".to_string(),
+            Presence::Partial { bytes } => format!("partial {}", human_bytes(bytes)),
+            Presence::Missing => "missing".to_string(),
+            _ => "?".to_string(),
+        };
+        println!(
+            "{:<58} {:>10}  {:<8} {}",
+            f.target,
+            size,
+            state,
+            f.origin.describe()
+        );
+    }
+    let cached = plan
+        .files
+        .iter()
+        .filter(|f| f.presence == Presence::Cached)
+        .count();
+    let unknown = plan.unknown_sizes();
+    println!(
+        "{} files, {} in all; {} cached; {} to download{}",
+        plan.files.len(),
+        human_bytes(plan.total_bytes()),
+        cached,
+        human_bytes(plan.missing_bytes()),
+        if unknown > 0 {
+            format!(" (+ {unknown} file(s) of unknown size)")
+        } else {
+            String::new()
+        }
+    );
+}
+
+pub async fn pull(args: PullArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let fetcher = fetcher(global)?;
+    let Loaded::Spec(spec, origin) = load(&args.spec, &fetcher, false).await? else {
+        return Ok(ExitCode::from(INVALID_SPEC));
+    };
+    let options = PullOptions {
+        out: args.out,
+        skip_disk_check: args.no_disk_check,
+    };
+    let folder = fetcher
+        .download_diffusers_pipeline(&spec, &origin, &options)
+        .await
+        .with_context(|| format!("could not pull pipeline `{}`", spec.name))?;
+    eprintln!(
+        "{}: {} files, {} downloaded",
+        spec.name,
+        folder.plan.files.len(),
+        human_bytes(folder.downloaded_bytes)
+    );
+    println!("{}", folder.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn check(args: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let fetcher = fetcher(global)?;
+    let Loaded::Spec(spec, origin) = load(&args.spec, &fetcher, true).await? else {
+        return Ok(ExitCode::from(INVALID_SPEC));
+    };
+    let availability = fetcher
+        .is_available_locally(&spec, &origin, args.verify)
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&availability)?);
+    } else if availability.available {
+        println!(
+            "{}: available ({} files, {})",
+            spec.name,
+            availability.files,
+            human_bytes(availability.bytes)
+        );
+    } else {
+        println!(
+            "{}: NOT available ({} problem(s))",
+            spec.name,
+            availability.problems.len()
+        );
+        for p in &availability.problems {
+            println!("  {p}");
+        }
+    }
+    Ok(if availability.available {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(NOT_AVAILABLE)
+    })
+}
+
+pub fn list(args: ListArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let fetcher = fetcher(global)?;
+    let pipelines = list_pipelines(&fetcher.pipelines_dir());
+    let cache = cache(global);
+    let info = cache
+        .scan()
+        .with_context(|| format!("could not scan {}", cache.root().display()))?;
+    let repos: Vec<serde_json::Value> = info
+        .repos
+        .iter()
+        .map(|r| {
+            let broken = info.warnings.iter().any(|w| w.path.starts_with(&r.path));
+            serde_json::json!({
+                "repo_id": r.repo_id,
+                "repo_type": r.repo_type.as_str(),
+                "size_on_disk": r.size_on_disk,
+                "revisions": r.revisions.len(),
+                "complete": r.incomplete.is_empty() && !broken,
+                "incomplete_downloads": r.incomplete.len(),
+            })
+        })
+        .collect();
+    if args.json {
+        let out = serde_json::json!({ "pipelines": pipelines, "repos": repos });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("PIPELINES ({})", fetcher.pipelines_dir().display());
+    if pipelines.is_empty() {
+        println!("  (none)");
+    }
+    for p in &pipelines {
+        println!(
+            "  {:<40} {:>10} {:>5} files  {}",
+            p.name,
+            human_bytes(p.bytes),
+            p.files,
+            if p.complete {
+                "complete".to_string()
+            } else {
+                format!("BROKEN: {}", p.broken.join(", "))
+            }
+        );
+    }
+    println!("REPOS ({})", cache.root().display());
+    if repos.is_empty() {
+        println!("  (none)");
+    }
+    for r in &info.repos {
+        let broken = info.warnings.iter().any(|w| w.path.starts_with(&r.path));
+        println!(
+            "  {:<40} {:>10} {:>3} rev  {}",
+            r.repo_id,
+            human_bytes(r.size_on_disk),
+            r.revisions.len(),
+            if !r.incomplete.is_empty() {
+                format!("{} incomplete download(s)", r.incomplete.len())
+            } else if broken {
+                "problems (see `pipefetch scan`)".to_string()
+            } else {
+                "complete".to_string()
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,293 @@
+//! Pulling a pipeline: plan, check the disk, fetch every missing file from every source through one
+//! engine, assemble the folder.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use hub_client::{Repo, RepoId};
+use pipeline_spec::PipelineSpec;
+use serde::Serialize;
+
+use super::assemble;
+use super::plan::{Origin, Plan, PlanFile, Presence, SpecOrigin};
+use crate::engine::{Engine, blocking};
+use crate::error::{Error, Result, human_bytes};
+use crate::hf::Listed;
+use crate::progress::Event;
+use crate::url_source::{self, UrlRequest};
+use crate::{Fetcher, cache_repo_type};
+
+/// Options of [`Fetcher::download_diffusers_pipeline`].
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// Where to assemble the folder; default `$HF_HOME/pipelines/<name>`.
+    pub out: Option<PathBuf>,
+    /// Skip the free-disk check.
+    pub skip_disk_check: bool,
+}
+
+/// An assembled pipeline folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineFolder {
+    /// The folder: pass it to `DiffusionPipeline.from_pretrained`.
+    pub path: PathBuf,
+    /// The plan it was built from.
+    pub plan: Plan,
+    /// Bytes that crossed the network.
+    pub downloaded_bytes: u64,
+}
+
+impl Fetcher {
+    /// Downloads every file `spec` needs that is not here yet, from every source, and assembles a
+    /// folder `DiffusionPipeline.from_pretrained(folder)` loads as is. Returns the folder.
+    ///
+    /// ```no_run
+    /// use fetcher::Fetcher;
+    /// use fetcher::pipeline::plan::SpecOrigin;
+    /// use fetcher::pipeline::pull::PullOptions;
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let spec = pipeline_spec::load_file("examples/sdxl-fp16-vae-fix.yaml")?;
+    /// let fetcher = Fetcher::from_env()?;
+    /// let origin = SpecOrigin::Local("examples/sdxl-fp16-vae-fix.yaml".into());
+    /// let folder = fetcher.download_diffusers_pipeline(&spec, &origin, &PullOptions::default()).await?;
+    /// println!("load me: {}", folder.path.display());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn download_diffusers_pipeline(
+        &self,
+        spec: &PipelineSpec,
+        origin: &SpecOrigin,
+        options: &PullOptions,
+    ) -> Result<PipelineFolder> {
+        let plan = self.plan(spec, origin, false).await?;
+        if !options.skip_disk_check {
+            self.check_disk(&plan)?;
+        }
+        let downloaded_bytes = self.fetch_plan(&plan).await?;
+        let out = options
+            .out
+            .clone()
+            .unwrap_or_else(|| self.pipelines_dir().join(&plan.name));
+        let fetcher = self.clone();
+        let plan2 = plan.clone();
+        let path = blocking(move || assemble::assemble(&fetcher, &plan2, &out)).await?;
+        Ok(PipelineFolder {
+            path,
+            plan,
+            downloaded_bytes,
+        })
+    }
+
+    /// Fails early when the disk cannot hold the bytes still missing (only those: what is cached or
+    /// partly downloaded does not count again).
+    pub fn check_disk(&self, plan: &Plan) -> Result<()> {
+        let needed = plan.missing_bytes();
+        if needed == 0 {
+            return Ok(());
+        }
+        let dir = existing_ancestor(self.cache().root());
+        let Some(available) = available_space(&dir) else {
+            return Ok(());
+        };
+        if needed > available {
+            return Err(Error::NotEnoughSpace {
+                dir,
+                needed,
+                available,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fetches every file of `plan` that is not here, in parallel under one connection budget.
+    /// Returns the bytes that crossed the network.
+    pub(crate) async fn fetch_plan(&self, plan: &Plan) -> Result<u64> {
+        let engine = self.engine();
+        let total = plan.total_bytes();
+        let cached: Vec<&PlanFile> = plan
+            .files
+            .iter()
+            .filter(|f| f.presence == Presence::Cached)
+            .collect();
+        let cached_bytes: u64 = cached.iter().filter_map(|f| f.size).sum();
+        engine.tracker().bytes_total.store(total, Ordering::Relaxed);
+        engine
+            .tracker()
+            .bytes_done
+            .store(cached_bytes, Ordering::Relaxed);
+        self.reporter.report(&Event::Plan {
+            files: plan.files.len() as u64,
+            total_bytes: total,
+            cached_files: cached.len() as u64,
+            cached_bytes,
+        });
+
+        let mut set = tokio::task::JoinSet::new();
+        for (index, file) in plan.files.iter().enumerate() {
+            let fetcher = self.clone();
+            let engine = engine.clone();
+            let file = file.clone();
+            set.spawn(async move {
+                let id = index as u64;
+                let result = fetcher.fetch_one(&engine, id, &file).await;
+                match &result {
+                    Ok(Some(downloaded)) => engine.reporter().report(&Event::FileDone {
+                        file: id,
+                        bytes: file.size.unwrap_or(*downloaded),
+                        downloaded: *downloaded,
+                    }),
+                    Ok(None) => {}
+                    Err(e) => engine.reporter().report(&Event::FileFailed {
+                        file: id,
+                        error: crate::render_chain(e),
+                    }),
+                }
+                result.map(|d| d.unwrap_or(0))
+            });
+        }
+        let all = async {
+            let mut errors = Vec::new();
+            let mut downloaded = 0;
+            while let Some(joined) = set.join_next().await {
+                match joined.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))) {
+                    Ok(n) => downloaded += n,
+                    // Every other file keeps going and is kept: the next run only fetches the rest.
+                    Err(e) => errors.push(e),
+                }
+            }
+            match errors.len() {
+                0 => Ok(downloaded),
+                1 => Err(errors.remove(0)),
+                n => {
+                    let first = errors.remove(0);
+                    tracing::error!("{n} files failed; the first error follows");
+                    Err(first)
+                }
+            }
+        };
+        self.run_with_heartbeat(&engine, all).await
+    }
+
+    /// Brings one planned file into place. `Ok(None)` when nothing was to be done.
+    async fn fetch_one(&self, engine: &Engine, id: u64, file: &PlanFile) -> Result<Option<u64>> {
+        match &file.origin {
+            Origin::Local { .. } => Ok(None),
+            Origin::Hub {
+                repo,
+                repo_type,
+                commit,
+                path,
+                etag,
+            } => {
+                let hub_repo = Repo::new(
+                    *repo_type,
+                    RepoId::new(repo.as_str())
+                        .map_err(|e| Error::hub(format!("`{repo}` is not a valid repo id"), e))?,
+                );
+                let cache_repo = self.cache().repo(cache_repo_type(*repo_type), repo)?;
+                let (r, c, p, size) = (cache_repo.clone(), commit.clone(), path.clone(), file.size);
+                let state = blocking(move || Ok(r.check_file(&c, &p, size)?)).await?;
+                if matches!(state, hub_cache::FileState::Ok { .. }) {
+                    return Ok(None);
+                }
+                let listed = Listed {
+                    size: file.size.unwrap_or(0),
+                    etag: etag.clone(),
+                };
+                // The engine finds a good blob itself (and replaces a damaged one).
+                let job = self
+                    .hub_job(engine, id, &hub_repo, &cache_repo, commit, path, &listed)
+                    .await?;
+                let downloaded = engine.fetch(&job).await?;
+                let (r, c, p, e) = (cache_repo, commit.clone(), path.clone(), etag.clone());
+                blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
+                Ok(Some(downloaded))
+            }
+            Origin::Url { url } => {
+                if file.presence == Presence::Cached {
+                    return Ok(None);
+                }
+                let parsed = hub_client::Url::parse(url)
+                    .map_err(|e| Error::Invalid(format!("bad URL {url}: {e}")))?;
+                let name = file
+                    .target
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&file.target)
+                    .to_string();
+                let request = UrlRequest {
+                    auth: url_source::auth_for(&parsed, self.civitai_token()),
+                    url: parsed,
+                    name,
+                    sha256: file.url_pin.clone(),
+                };
+                let reporter = Arc::clone(engine.reporter());
+                let tracker = Arc::clone(engine.tracker());
+                reporter.report(&Event::FileStarted {
+                    file: id,
+                    repo: request.url.host_str().unwrap_or("url").to_string(),
+                    path: file.target.clone(),
+                    size: file.size.unwrap_or(0),
+                });
+                tracker.active_files.fetch_add(1, Ordering::Relaxed);
+                let last = std::sync::atomic::AtomicU64::new(0);
+                let on_bytes = move |done: u64, total: u64| {
+                    let before = last.swap(done, Ordering::Relaxed);
+                    if done > before {
+                        tracker
+                            .bytes_done
+                            .fetch_add(done - before, Ordering::Relaxed);
+                        tracker
+                            .bytes_downloaded
+                            .fetch_add(done - before, Ordering::Relaxed);
+                    }
+                    reporter.report(&Event::Progress {
+                        file: id,
+                        bytes_done: done,
+                        bytes_total: total,
+                    });
+                };
+                let cache = self.url_cache();
+                let result =
+                    url_source::fetch_url(self.client(), &cache, &request, &on_bytes).await;
+                engine
+                    .tracker()
+                    .active_files
+                    .fetch_sub(1, Ordering::Relaxed);
+                let entry = result?;
+                Ok(Some(entry.size))
+            }
+        }
+    }
+}
+
+/// The nearest existing folder at or above `path` (the cache may not exist yet).
+fn existing_ancestor(path: &Path) -> PathBuf {
+    let mut cur = path.to_path_buf();
+    loop {
+        if cur.exists() {
+            return cur;
+        }
+        if !cur.pop() {
+            return PathBuf::from(".");
+        }
+    }
+}
+
+/// Free bytes for an unprivileged writer on the file system holding `dir`.
+fn available_space(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// `12.3 GB missing, 4.5 GB free` style summary for messages.
+pub fn describe_space(needed: u64, available: u64) -> String {
+    format!(
+        "{} to download, {} free",
+        human_bytes(needed),
+        human_bytes(available)
+    )
+}
