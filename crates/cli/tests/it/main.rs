@@ -1,0 +1,181 @@
+//! The `pipefetch` binary as a user runs it: exit codes, stdout/stderr contracts, messages.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use hub_server::HubServer;
+use hub_server::fixture::{RepoBuilder, random_bytes};
+
+const TOKEN: &str = "hf_cli_test_token";
+
+struct Env {
+    hub: HubServer,
+    _root: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+async fn env() -> Env {
+    let root = tempfile::tempdir().expect("tempdir");
+    RepoBuilder::new(root.path(), "models", "acme/pipe")
+        .file(
+            "model_index.json",
+            br#"{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "PNDMScheduler"]}"#.to_vec(),
+        )
+        .file("unet/config.json", br#"{"a": 1}"#.to_vec())
+        .file("unet/diffusion_pytorch_model.safetensors", random_bytes(1, 5000))
+        .file("scheduler/scheduler_config.json", br#"{"b": 2}"#.to_vec())
+        .build()
+        .expect("fixture");
+    RepoBuilder::new(root.path(), "models", "acme/gated")
+        .file("config.json", b"{}".to_vec())
+        .gated()
+        .build()
+        .expect("fixture");
+    let hub = HubServer::builder(root.path())
+        .token(TOKEN)
+        .start()
+        .await
+        .expect("hub-server");
+    Env {
+        hub,
+        _root: root,
+        home: tempfile::tempdir().expect("tempdir"),
+    }
+}
+
+async fn pipefetch(env: &Env, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipefetch"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HF_ENDPOINT", env.hub.url())
+        .env("HF_HOME", env.home.path())
+        .env("PIPEFETCH_MAX_RETRIES", "2");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().expect("run pipefetch"))
+        .await
+        .expect("join")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn spec(dir: &Path, name: &str, yaml: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, yaml).expect("write spec");
+    p.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_reports_a_typo_with_its_line_and_exits_3() {
+    let e = env().await;
+    let good = spec(e.home.path(), "good.yaml", "repo_id: acme/pipe\n");
+    let bad = spec(
+        e.home.path(),
+        "bad.yaml",
+        "repo_id: acme/pipe\ncomponents:\n  unet:\n    hf_rpo: acme/pipe/unet\n",
+    );
+    let out = pipefetch(&e, &["validate", &good], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = pipefetch(&e, &["validate", &good, &bad], &[]).await;
+    assert_eq!(out.status.code(), Some(3));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.yaml:4:5"), "{err}");
+    assert!(err.contains("hf_repo"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_prints_the_folder_last_and_check_tells_with_its_exit_code() {
+    let e = env().await;
+    let s = spec(e.home.path(), "p.yaml", "repo_id: acme/pipe\n");
+    let out = pipefetch(&e, &["check", &s], &[]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stdout));
+
+    let out = pipefetch(&e, &["pull", &s, "--progress", "json"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let folder = stdout.lines().last().expect("a path");
+    assert_eq!(Path::new(folder), e.home.path().join("pipelines/p"));
+    assert!(
+        Path::new(folder)
+            .join("unet/diffusion_pytorch_model.safetensors")
+            .is_file()
+    );
+    // Every progress line is a versioned JSON object.
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(events.iter().all(|e| e["v"] == 1));
+    assert_eq!(
+        events.first().map(|e| e["event"].clone()),
+        Some("plan".into())
+    );
+    assert_eq!(
+        events.last().map(|e| e["event"].clone()),
+        Some("done".into())
+    );
+
+    let out = pipefetch(&e, &["check", &s], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = pipefetch(&e, &["list", "--json"], &[]).await;
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(listed["pipelines"][0]["name"], "p");
+    assert_eq!(listed["pipelines"][0]["complete"], true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_say_what_failed_and_what_to_do() {
+    let e = env().await;
+    // Gated without a token.
+    let out = pipefetch(&e, &["download", "acme/gated", "config.json"], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(err.contains("hint: "), "{err}");
+    assert!(err.contains("acme/gated"), "{err}");
+    // With it.
+    let out = pipefetch(
+        &e,
+        &["download", "acme/gated", "config.json", "--token", TOKEN],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A missing variant names the ones that exist.
+    let s = spec(
+        e.home.path(),
+        "v.yaml",
+        "repo_id: acme/pipe\ncomponents:\n  unet:\n    hf_repo: acme/pipe/unet\n    variant: bf16\n",
+    );
+    let out = pipefetch(&e, &["pull", &s], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("bf16"), "{}", text(&out.stderr));
+    // A dead server: a clear error, quickly, no hang.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        drop(l);
+        format!("http://127.0.0.1:{port}")
+    };
+    let out = pipefetch(
+        &e,
+        &[
+            "download",
+            "acme/pipe",
+            "unet/config.json",
+            "--endpoint",
+            &dead,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("acme/pipe"), "{err}");
+    assert!(err.to_lowercase().contains("connect"), "{err}");
+}
