@@ -5,3 +5,4 @@ mod engine;
 mod select;
 mod snapshot;
 mod support;
+mod url_source;
