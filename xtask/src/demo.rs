@@ -62,7 +62,7 @@ pub fn run(_args: &[String]) -> Result<()> {
 }
 
 fn ensure_fixture(root: &Path, base: &Path) -> Result<()> {
-    let stamp = root.join(".demo-fixture-v2");
+    let stamp = root.join(".demo-fixture-v3");
     if stamp.exists() {
         return Ok(());
     }
@@ -75,7 +75,7 @@ fn ensure_fixture(root: &Path, base: &Path) -> Result<()> {
             "config.json",
             br#"{"_class_name": "AutoencoderKL", "force_upcast": false}"#.to_vec(),
         )
-        .random_file("diffusion_pytorch_model.safetensors", 77, 80_000_000)
+        .safetensors_file("diffusion_pytorch_model.safetensors", 77, 80_000_000)
         .build()?;
     let unet = base.join("my-unet");
     std::fs::create_dir_all(&unet)?;
@@ -83,7 +83,11 @@ fn ensure_fixture(root: &Path, base: &Path) -> Result<()> {
         unet.join("config.json"),
         br#"{"_class_name": "UNet2DConditionModel", "sample_size": 64}"#,
     )?;
-    hub_server::fixture::write_random_file(&unet.join("my-finetune.safetensors"), 78, 100_000_000)?;
+    hub_server::fixture::write_safetensors_file(
+        &unet.join("my-finetune.safetensors"),
+        78,
+        100_000_000,
+    )?;
     std::fs::write(&stamp, b"")?;
     Ok(())
 }

@@ -42,6 +42,53 @@ pub fn write_random_file(path: &Path, seed: u64, len: u64) -> Result<(), Error> 
     Ok(())
 }
 
+/// The header that makes `len` bytes a valid safetensors file: 8-byte little-endian header length,
+/// then a JSON header describing one `U8` tensor that fills the rest. `None` when `len` is too small
+/// to hold a header (the file is then plain random bytes).
+fn safetensors_header(len: u64) -> Option<Vec<u8>> {
+    // The tensor size depends on the header size and the other way round; two passes settle it.
+    let mut header_len = 0u64;
+    for _ in 0..3 {
+        let data = len.checked_sub(8 + header_len)?;
+        let mut json = format!(
+            r#"{{"__metadata__":{{"format":"pt"}},"weight":{{"dtype":"U8","shape":[{data}],"data_offsets":[0,{data}]}}}}"#
+        );
+        while json.len() % 8 != 0 {
+            json.push(' ');
+        }
+        if json.len() as u64 == header_len {
+            let mut out = (header_len).to_le_bytes().to_vec();
+            out.extend_from_slice(json.as_bytes());
+            return Some(out);
+        }
+        header_len = json.len() as u64;
+    }
+    None
+}
+
+/// Like [`random_bytes`], but a valid safetensors file (one `U8` tensor of random bytes), so that
+/// tools that check the format (pipefetch's URL sources, safetensors itself) accept it.
+pub fn random_safetensors(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = random_bytes(seed, len);
+    if let Some(header) = safetensors_header(len as u64) {
+        out[..header.len()].copy_from_slice(&header);
+    }
+    out
+}
+
+/// Writes [`random_safetensors`] to `path` without holding it in memory.
+pub fn write_safetensors_file(path: &Path, seed: u64, len: u64) -> Result<(), Error> {
+    write_random_file(path, seed, len)?;
+    if let Some(header) = safetensors_header(len) {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(Error::io(path))?;
+        file.write_all(&header).map_err(Error::io(path))?;
+    }
+    Ok(())
+}
+
 /// The BLAKE3 extendable output of the seed: a byte stream, so chunking is invisible, and
 /// produced by optimised SIMD code even in debug builds of this crate.
 struct RandomStream(blake3::OutputReader);
@@ -62,6 +109,7 @@ impl RandomStream {
 enum Content {
     Bytes(Vec<u8>),
     Random { seed: u64, len: u64 },
+    Safetensors { seed: u64, len: u64 },
 }
 
 /// Builds one repository folder under a server root.
@@ -102,6 +150,13 @@ impl RepoBuilder {
         self
     }
 
+    /// Adds a valid safetensors file of `len` bytes ([`random_safetensors`]).
+    pub fn safetensors_file(mut self, path: &str, seed: u64, len: u64) -> RepoBuilder {
+        self.files
+            .push((path.to_owned(), Content::Safetensors { seed, len }));
+        self
+    }
+
     /// Adds a file of `len` pseudo-random bytes from `seed`, written without holding it in memory.
     pub fn random_file(mut self, path: &str, seed: u64, len: u64) -> RepoBuilder {
         self.files
@@ -135,6 +190,7 @@ impl RepoBuilder {
                     fs::write(&target, bytes).map_err(Error::io(&target))?;
                 }
                 Content::Random { seed, len } => write_random_file(&target, *seed, *len)?,
+                Content::Safetensors { seed, len } => write_safetensors_file(&target, *seed, *len)?,
             }
         }
         if self.gated {
@@ -194,7 +250,13 @@ pub fn sd_like(root: &Path, id: &str, weights_scale: u64) -> Result<PathBuf, Err
     let mut builder = RepoBuilder::new(root, "models", id);
     for (seed, (path, weight)) in SD_WEIGHTS.iter().enumerate() {
         let len = (u128::from(weights_scale) * u128::from(*weight) / u128::from(total)) as u64;
-        builder = builder.random_file(path, seed as u64 + 1, len.max(MIN_WEIGHT));
+        // Weights in safetensors format are valid safetensors files (random tensor bytes), so
+        // format checks downstream accept them like real weights.
+        builder = if path.ends_with(".safetensors") {
+            builder.safetensors_file(path, seed as u64 + 1, len.max(MIN_WEIGHT))
+        } else {
+            builder.random_file(path, seed as u64 + 1, len.max(MIN_WEIGHT))
+        };
     }
     for (path, text) in sd_text_files() {
         builder = builder.file(path, text.into_bytes());
@@ -357,6 +419,26 @@ fn sd_text_files() -> Vec<(&'static str, String)> {
         ("README.md", readme.to_owned()),
         (".gitattributes", gitattributes.to_owned()),
     ]
+}
+
+#[cfg(test)]
+mod safetensors_tests {
+    use super::*;
+
+    #[test]
+    fn random_safetensors_have_a_valid_header_and_exact_length() {
+        for len in [200usize, 4096, 1 << 20] {
+            let bytes = random_safetensors(3, len);
+            assert_eq!(bytes.len(), len);
+            let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default()) as usize;
+            let header: serde_json::Value =
+                serde_json::from_slice(&bytes[8..8 + header_len]).unwrap_or_default();
+            let end = header["weight"]["data_offsets"][1].as_u64().unwrap_or(0) as usize;
+            assert_eq!(8 + header_len + end, len);
+        }
+        // Too small for a header: plain random bytes.
+        assert_eq!(random_safetensors(3, 20), random_bytes(3, 20));
+    }
 }
 
 #[cfg(test)]
