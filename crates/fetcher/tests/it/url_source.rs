@@ -32,6 +32,14 @@ fn fake_safetensors(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+fn long_page() -> Vec<u8> {
+    let mut page = b"<html><body>".to_vec();
+    while page.len() < 2_000_000 {
+        page.extend_from_slice(b"<p>This model is only available to logged-in users.</p>\n");
+    }
+    page
+}
+
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
@@ -54,6 +62,8 @@ impl Env {
             .file("model.safetensors", model.clone())
             .file("big.safetensors", big.clone())
             .file("page.safetensors", HTML.to_vec())
+            // A long page: refused from its first bytes, before the rest is read.
+            .file("long.safetensors", long_page())
             // A non-LFS name: served directly (after a relative 307) as text.
             .file("error.json", JSON.to_vec())
             .build()
@@ -246,6 +256,23 @@ async fn an_html_page_where_weights_are_expected_is_refused_and_not_saved() {
     );
     assert_eq!(env.files(), BTreeSet::new());
     assert_eq!(env.cache.lookup(req.url.as_str()).expect("lookup"), None);
+
+    let long = env.request("long.safetensors", "x.safetensors");
+    let most = std::sync::atomic::AtomicU64::new(0);
+    let on_bytes = |done: u64, _| {
+        most.fetch_max(done, std::sync::atomic::Ordering::Relaxed);
+    };
+    let err = fetch_url(&env.client(), &env.cache, &long, &on_bytes)
+        .await
+        .expect_err("html");
+    // Refused from its first bytes: the rest of the 2 MB page was never taken in.
+    assert!(most.into_inner() < 1_000_000);
+    assert!(
+        err.to_string()
+            .ends_with("but the server returned an HTML page; nothing was saved"),
+        "{err}"
+    );
+    assert_eq!(env.files(), BTreeSet::new());
 
     // The same bytes under a name that is not weights are just a file.
     let page = env.request("page.safetensors", "login.html");
