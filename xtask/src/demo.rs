@@ -1,7 +1,7 @@
 //! `cargo xtask demo`: the main job, end to end, against the bundled hub-server.
 //!
-//! Writes a Stable-Diffusion-shaped example repo (about 1 GB of random weights), a flat VAE repo and
-//! a local "fine-tuned" unet once under `target/demo/`, serves the repos with `hub-server`, and runs
+//! Writes a Stable-Diffusion-shaped example repo (about 2 GB of random weights), a flat VAE repo and
+//! a local "fine-tuned" text encoder once under `target/demo/`, serves the repos with `hub-server`, and runs
 //! `pipefetch` with progress bars into a fresh cache: `plan`, `pull` of `xtask/demo/demo.yaml.in`
 //! (all four source kinds), `check`, a second `pull` (warm: nothing moves), and `list`.
 
@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::util::{self, ServerProcess};
 
-const SCALE: u64 = 1_000_000_000;
+const SCALE: u64 = 2_000_000_000;
 
 pub fn run(_args: &[String]) -> Result<()> {
     let bins = util::build_bins(false)?;
@@ -30,8 +30,8 @@ pub fn run(_args: &[String]) -> Result<()> {
     std::fs::write(
         &spec,
         template.replace("{{HUB}}", &server.url).replace(
-            "{{LOCAL_UNET}}",
-            &base.join("my-unet").display().to_string(),
+            "{{LOCAL_TEXT_ENCODER}}",
+            &base.join("my-text-encoder").display().to_string(),
         ),
     )?;
     let spec = spec.display().to_string();
@@ -62,12 +62,12 @@ pub fn run(_args: &[String]) -> Result<()> {
 }
 
 fn ensure_fixture(root: &Path, base: &Path) -> Result<()> {
-    let stamp = root.join(".demo-fixture-v3");
+    let stamp = root.join(".demo-fixture-v4");
     if stamp.exists() {
         return Ok(());
     }
     let _ = std::fs::remove_dir_all(root);
-    eprintln!("writing the example repos (~1 GB) under {}", root.display());
+    eprintln!("writing the example repos (~2 GB) under {}", root.display());
     hub_server::fixture::sd_like(root, "demo/sd-like", SCALE)
         .context("writing the demo fixture")?;
     hub_server::fixture::RepoBuilder::new(root, "models", "demo/vae-fix")
@@ -77,16 +77,16 @@ fn ensure_fixture(root: &Path, base: &Path) -> Result<()> {
         )
         .safetensors_file("diffusion_pytorch_model.safetensors", 77, 80_000_000)
         .build()?;
-    let unet = base.join("my-unet");
-    std::fs::create_dir_all(&unet)?;
+    let text_encoder = base.join("my-text-encoder");
+    std::fs::create_dir_all(&text_encoder)?;
     std::fs::write(
-        unet.join("config.json"),
-        br#"{"_class_name": "UNet2DConditionModel", "sample_size": 64}"#,
+        text_encoder.join("config.json"),
+        br#"{"architectures": ["CLIPTextModel"], "hidden_size": 768}"#,
     )?;
     hub_server::fixture::write_safetensors_file(
-        &unet.join("my-finetune.safetensors"),
+        &text_encoder.join("my-finetune.safetensors"),
         78,
-        100_000_000,
+        60_000_000,
     )?;
     std::fs::write(&stamp, b"")?;
     Ok(())
