@@ -539,7 +539,11 @@ pub async fn fetch_url(
     };
     match transfer(client, &ctx, &mut sink).await {
         Ok(()) => {
-            let parts = sink.into_parts().await.map_err(|e| ctx.write_error(e));
+            let total = sink.total();
+            let parts = sink
+                .into_parts()
+                .await
+                .map_err(|e| ctx.write_error(e, total));
             let parts = match parts {
                 Ok(parts) => parts,
                 Err(e) => return Err(e),
@@ -577,8 +581,9 @@ impl Ctx<'_> {
         }
     }
 
-    fn write_error(&self, e: io::Error) -> Error {
-        Error::write(self.dir.clone(), 0, e)
+    /// A failed write into the partial file of a download of `size` bytes (0 = unknown).
+    fn write_error(&self, e: io::Error, size: u64) -> Error {
+        Error::write(self.dir.clone(), size, e)
     }
 
     fn not_weights(&self, what: String) -> Error {
@@ -610,7 +615,9 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
             Ok(answer) => answer,
             Err(e) if from > 0 && http_status(&e) == Some(416) => {
                 // The file shrank or changed: what we have cannot be continued.
-                sink.restart(0).await.map_err(|e| ctx.write_error(e))?;
+                sink.restart(0)
+                    .await
+                    .map_err(|e| ctx.write_error(e, sink.total()))?;
                 continue;
             }
             Err(e) => return Err(ctx.transfer_error(e)),
@@ -624,7 +631,7 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
                 && sink.state.matches(&validators);
             if !continues {
                 tracing::info!(
-                    "{}: the server {} ; starting again from zero",
+                    "{}: the server {}; starting again from zero",
                     ctx.url,
                     if head.status == 206 {
                         "now serves another file (size or ETag changed)"
@@ -632,7 +639,9 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
                         "ignored Range"
                     }
                 );
-                sink.restart(0).await.map_err(|e| ctx.write_error(e))?;
+                sink.restart(0)
+                    .await
+                    .map_err(|e| ctx.write_error(e, sink.total()))?;
                 if head.status != 200 {
                     continue;
                 }
@@ -650,7 +659,7 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
         }
         sink.record_answer(&validators, &head.info)
             .await
-            .map_err(|e| ctx.write_error(e))?;
+            .map_err(|e| ctx.write_error(e, sink.total()))?;
 
         let mut failure = None;
         loop {
@@ -696,21 +705,24 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
             sink.state.size = outcome.total;
             return Ok(());
         }
-        if outcome.info.etag.is_some()
+        let etag_changed = outcome.info.etag.is_some()
             && sink.state.etag.is_some()
-            && outcome.info.etag != sink.state.etag
-        {
+            && outcome.info.etag != sink.state.etag;
+        let size_changed = outcome.total.is_some()
+            && sink.state.size.is_some()
+            && outcome.total != sink.state.size;
+        if etag_changed || size_changed {
             // The file changed between two ranges: the bytes are a mix. Start over once.
             changes += 1;
             if changes > 1 {
                 return Err(Error::Invalid(format!(
-                    "{}: the file kept changing during the download (ETag {} became {}); run again later",
-                    ctx.url,
-                    sink.state.etag.as_deref().unwrap_or_default(),
-                    outcome.info.etag.as_deref().unwrap_or_default()
+                    "{}: the file kept changing during the download (its size or ETag differed between two ranges); run again later",
+                    ctx.url
                 )));
             }
-            sink.restart(0).await.map_err(|e| ctx.write_error(e))?;
+            sink.restart(0)
+                .await
+                .map_err(|e| ctx.write_error(e, sink.total()))?;
             continue;
         }
         return Ok(());
@@ -721,7 +733,7 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
 fn sink_error(ctx: &Ctx<'_>, sink: &UrlSink<'_>, e: io::Error) -> Error {
     match &sink.refused {
         Some(what) => ctx.not_weights(what.clone()),
-        None => ctx.write_error(e),
+        None => ctx.write_error(e, sink.total()),
     }
 }
 
@@ -731,7 +743,8 @@ fn sink_error_hub(ctx: &Ctx<'_>, sink: &UrlSink<'_>, e: hub_client::Error) -> Er
         return ctx.not_weights(what.clone());
     }
     if let hub_client::Error::Io { source, .. } = &e {
-        return ctx.write_error(io::Error::new(source.kind(), source.to_string()));
+        let e = io::Error::new(source.kind(), source.to_string());
+        return ctx.write_error(e, sink.total());
     }
     ctx.transfer_error(e)
 }
