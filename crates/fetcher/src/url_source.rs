@@ -999,8 +999,12 @@ impl<'a> UrlSink<'a> {
 
     /// Ends a failed fetch: keeps the partial (flushed, checkpointed and released) or deletes it.
     async fn give_up(mut self, keep: bool) {
-        if keep && self.flush_and_count().await.is_ok() && self.checkpoint(true).await.is_ok() {
-            return;
+        if keep {
+            // A failed flush (a full disk) still leaves the last checkpoint's bytes to resume.
+            let _ = self.flush_and_count().await;
+            if self.checkpoint(true).await.is_ok() {
+                return;
+            }
         }
         self.disk = None;
         let (data, sidecar) = (self.data.clone(), self.sidecar.clone());
