@@ -2,6 +2,7 @@
 
 mod download;
 mod engine;
+mod pipeline;
 mod select;
 mod snapshot;
 mod support;
