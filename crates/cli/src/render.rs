@@ -145,12 +145,22 @@ impl Reporter for Bars {
                 ));
             }
             Event::FileStarted {
-                file, path, size, ..
+                file,
+                path,
+                size,
+                resumed,
+                ..
             } => {
                 let bar = self.multi.add(ProgressBar::new(*size));
                 bar.set_style(Bars::file_style());
-                bar.set_prefix("get");
+                bar.set_prefix(if *resumed > 0 { "resume" } else { "get" });
                 bar.set_message(path.clone());
+                // Bytes from an earlier run are progress, not speed: move both bars without
+                // letting the rate estimate see a jump.
+                bar.set_position(*resumed);
+                bar.reset_eta();
+                self.total.set_position(self.total.position() + resumed);
+                self.total.reset_eta();
                 files.insert(*file, bar);
             }
             Event::Progress {

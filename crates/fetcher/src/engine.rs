@@ -83,7 +83,10 @@ impl EngineSettings {
             return vec![0..size];
         }
         let wanted = (self.connections.max(1) as u64).saturating_mul(2);
-        let chunk = (size / wanted).clamp(self.min_chunk, self.max_chunk.max(self.min_chunk));
+        // Rounded up, so that the ranges divide the file evenly (no tiny last range).
+        let chunk = size
+            .div_ceil(wanted)
+            .clamp(self.min_chunk, self.max_chunk.max(self.min_chunk));
         let mut out = Vec::with_capacity(size.div_ceil(chunk) as usize);
         let mut start = 0;
         while start < size {
@@ -215,12 +218,6 @@ impl Engine {
         }
 
         self.tracker.active_files.fetch_add(1, Ordering::Relaxed);
-        self.reporter.report(&Event::FileStarted {
-            file: job.file,
-            repo: job.source.clone(),
-            path: job.path.clone(),
-            size: job.size,
-        });
         let keys = [Some(&job.url), job.direct_url.as_ref()];
         if let Ok(mut map) = self.urls.lock() {
             for url in keys.iter().flatten() {
@@ -305,6 +302,13 @@ impl Engine {
                 .map_err(|e| Resumed::Fresh(Error::io("open", &temp_path, e)))?,
         );
         let progress = FileProgress::new(job, self.reporter.clone(), self.tracker.clone());
+        self.reporter.report(&Event::FileStarted {
+            file: job.file,
+            repo: job.source.clone(),
+            path: job.path.clone(),
+            size: job.size,
+            resumed: resumed_bytes,
+        });
         if resumed_bytes > 0 {
             tracing::info!(
                 "{}: resuming `{}` with {resumed_bytes} of {} bytes already on disk",
@@ -587,16 +591,12 @@ impl FileProgress {
         self.inner.done.load(Ordering::Relaxed)
     }
 
-    /// Bytes found on disk from an earlier run: done, but not downloaded now.
+    /// Bytes found on disk from an earlier run: done, but not downloaded now (`FileStarted`
+    /// carries them to reporters).
     fn resume(&self, n: u64) {
         let i = &self.inner;
-        let done = i.done.fetch_add(n, Ordering::Relaxed) + n;
+        i.done.fetch_add(n, Ordering::Relaxed);
         i.tracker.bytes_done.fetch_add(n, Ordering::Relaxed);
-        i.reporter.report(&Event::Progress {
-            file: i.file,
-            bytes_done: done.min(i.total),
-            bytes_total: i.total,
-        });
     }
 }
 

@@ -14,7 +14,7 @@
 //! removed or changes meaning without bumping `v`.
 //! ```text
 //! {"v":1,"event":"plan","files":12,"total_bytes":2147483648,"cached_files":2,"cached_bytes":1024}
-//! {"v":1,"event":"file_started","file":3,"repo":"org/name","path":"unet/x.safetensors","size":1024}
+//! {"v":1,"event":"file_started","file":3,"repo":"org/name","path":"unet/x.safetensors","size":1024,"resumed":0}
 //! {"v":1,"event":"progress","file":3,"bytes_done":512,"bytes_total":1024}
 //! {"v":1,"event":"retry","file":3,"reason":"HTTP 503","attempt":1,"wait_ms":1000}
 //! {"v":1,"event":"file_done","file":3,"bytes":1024,"downloaded":1024}
@@ -59,6 +59,9 @@ pub enum Event {
         path: String,
         /// Its size in bytes (0 when unknown).
         size: u64,
+        /// Bytes already on disk from an interrupted earlier run (the transfer resumes after them;
+        /// they are not downloaded again).
+        resumed: u64,
     },
     /// Bytes of a file are on disk. `bytes_done` only goes back after a `retry` event whose server
     /// could not resume and sent the file again from its start.

@@ -226,11 +226,13 @@ impl Fetcher {
                 };
                 let reporter = Arc::clone(engine.reporter());
                 let tracker = Arc::clone(engine.tracker());
+                let cache = self.url_cache();
                 reporter.report(&Event::FileStarted {
                     file: id,
                     repo: request.url.host_str().unwrap_or("url").to_string(),
                     path: file.target.clone(),
                     size: file.size.unwrap_or(0),
+                    resumed: cache.partial_bytes(request.url.as_str()),
                 });
                 tracker.active_files.fetch_add(1, Ordering::Relaxed);
                 let last = std::sync::atomic::AtomicU64::new(0);
