@@ -107,10 +107,12 @@ pub fn persist(partial: &Path, table: &ChunkTable) -> io::Result<()> {
         PathBuf::from(name)
     };
     let bytes = serde_json::to_vec(table).map_err(io::Error::other)?;
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, &path).inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-    })
+    // No temp file may outlive a failure (a full disk fails the write itself).
+    fs::write(&tmp, bytes)
+        .and_then(|()| fs::rename(&tmp, &path))
+        .inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
 }
 
 /// Removes the sidecar (the partial was committed or discarded).

@@ -163,7 +163,9 @@ impl Fetcher {
                 1 => Err(errors.remove(0)),
                 n => {
                     let first = errors.remove(0);
-                    tracing::error!("{n} files failed; the first error follows");
+                    tracing::warn!(
+                        "{n} files failed; the first error follows (rerun to retry them: everything else is kept)"
+                    );
                     Err(first)
                 }
             }
