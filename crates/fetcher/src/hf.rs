@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 
 use hub_cache::{CacheRepo, Lookup, TreeCache, TreeFile};
 use hub_client::{Repo, is_commit_sha};
@@ -203,13 +202,7 @@ impl Fetcher {
 
         let commit = metadata.commit.clone();
         let etag = metadata.etag.clone();
-        let (r, rev, c) = (repo.clone(), req.revision.clone(), commit.clone());
-        blocking(move || {
-            r.ensure_layout()?;
-            r.write_ref(&rev, &c)?;
-            Ok(())
-        })
-        .await?;
+        record_ref(&repo, &req.revision, &commit).await?;
 
         let (r, c, p) = (repo.clone(), commit.clone(), path.clone());
         if !req.force_download
@@ -240,17 +233,7 @@ impl Fetcher {
             })
             .await?;
         }
-        let engine = self.engine();
-        engine
-            .tracker()
-            .bytes_total
-            .store(job.size, Ordering::Relaxed);
-        self.reporter.report(&Event::Plan {
-            files: 1,
-            total_bytes: job.size,
-            cached_files: 0,
-            cached_bytes: 0,
-        });
+        let engine = self.begin_run(1, job.size, 0, 0);
         let downloaded = self.run_with_heartbeat(&engine, engine.fetch(&job)).await?;
         let (r, c, p, e) = (repo, commit, path, etag);
         let pointer = blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
@@ -277,16 +260,12 @@ impl Fetcher {
                 }
                 Ok(found)
             }
-            _ => Err(error.unwrap_or_else(|| Error::NotCached {
-                repo: req.repo.id.to_string(),
-                revision: req.revision.clone(),
-                path: path.to_string(),
-                cache: self.cache.root().to_path_buf(),
-                why: if self.is_offline() {
-                    "offline mode"
-                } else {
-                    "local files only"
-                },
+            _ => Err(error.unwrap_or_else(|| {
+                self.not_cached(
+                    req.repo.id.to_string(),
+                    req.revision.clone(),
+                    path.to_string(),
+                )
             })),
         }
     }
@@ -312,13 +291,7 @@ impl Fetcher {
             hub_cache::validate_repo_path(path)?;
         }
         if !offline {
-            let (r, rev, c) = (repo.clone(), req.revision.clone(), commit.clone());
-            blocking(move || {
-                r.ensure_layout()?;
-                r.write_ref(&rev, &c)?;
-                Ok(())
-            })
-            .await?;
+            record_ref(&repo, &req.revision, &commit).await?;
         }
 
         // What is already there: a pointer that resolves to a file, or a blob we can link.
@@ -369,36 +342,19 @@ impl Fetcher {
         }
         let missing: Vec<_> = jobs.iter().filter(|j| j.3).collect();
         if offline && !missing.is_empty() {
-            return Err(Error::NotCached {
-                repo: req.repo.id.to_string(),
-                revision: req.revision.clone(),
-                path: missing
+            return Err(self.not_cached(
+                req.repo.id.to_string(),
+                req.revision.clone(),
+                missing
                     .iter()
                     .map(|j| j.1.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
-                cache: self.cache.root().to_path_buf(),
-                why: if self.is_offline() {
-                    "offline mode"
-                } else {
-                    "local files only"
-                },
-            });
+            ));
         }
 
         let total: u64 = selected.values().map(|l| l.size).sum();
-        let engine = self.engine();
-        engine.tracker().bytes_total.store(total, Ordering::Relaxed);
-        engine
-            .tracker()
-            .bytes_done
-            .store(cached_bytes, Ordering::Relaxed);
-        self.reporter.report(&Event::Plan {
-            files: selected.len() as u64,
-            total_bytes: total,
-            cached_files,
-            cached_bytes,
-        });
+        let engine = self.begin_run(selected.len() as u64, total, cached_files, cached_bytes);
 
         let mut set = tokio::task::JoinSet::new();
         for (index, path, listed, download) in jobs {
@@ -436,24 +392,9 @@ impl Fetcher {
                 result
             });
         }
-        let all = async {
-            let mut first_error = None;
-            let mut downloaded = 0;
-            while let Some(joined) = set.join_next().await {
-                match joined.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))) {
-                    Ok(n) => downloaded += n,
-                    // Keep going: every other file that completes is kept for the next run.
-                    Err(e) => {
-                        first_error.get_or_insert(e);
-                    }
-                }
-            }
-            match first_error {
-                Some(e) => Err(e),
-                None => Ok(downloaded),
-            }
-        };
-        let downloaded_bytes = self.run_with_heartbeat(&engine, all).await?;
+        let downloaded_bytes = self
+            .run_with_heartbeat(&engine, crate::join_transfers(set))
+            .await?;
         let path = repo.snapshot_dir(&commit)?;
         if selected.is_empty() {
             let p = path.clone();
@@ -526,16 +467,12 @@ impl Fetcher {
             blocking(move || Ok(r.resolve_revision(&rev)?))
         };
         if offline {
-            return from_refs().await?.ok_or_else(|| Error::NotCached {
-                repo: hub_repo.id.to_string(),
-                revision: revision.to_string(),
-                path: "*".to_string(),
-                cache: self.cache.root().to_path_buf(),
-                why: if self.is_offline() {
-                    "offline mode"
-                } else {
-                    "local files only"
-                },
+            return from_refs().await?.ok_or_else(|| {
+                self.not_cached(
+                    hub_repo.id.to_string(),
+                    revision.to_string(),
+                    "*".to_string(),
+                )
             });
         }
         match self.client.repo_info(hub_repo, revision).await {
@@ -578,17 +515,11 @@ impl Fetcher {
                 .collect());
         }
         if offline {
-            return Err(Error::NotCached {
-                repo: hub_repo.id.to_string(),
-                revision: commit.to_string(),
-                path: format!("trees/{commit}.json (the file list)"),
-                cache: self.cache.root().to_path_buf(),
-                why: if self.is_offline() {
-                    "offline mode"
-                } else {
-                    "local files only"
-                },
-            });
+            return Err(self.not_cached(
+                hub_repo.id.to_string(),
+                commit.to_string(),
+                format!("trees/{commit}.json (the file list)"),
+            ));
         }
         let entries = self
             .client
@@ -630,11 +561,43 @@ impl Fetcher {
         Ok(out)
     }
 
+    /// The error for something the cache lacks while the network is off limits.
+    fn not_cached(
+        &self,
+        repo: impl ToString,
+        revision: impl ToString,
+        path: impl ToString,
+    ) -> Error {
+        Error::NotCached {
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+            path: path.to_string(),
+            cache: self.cache.root().to_path_buf(),
+            why: if self.is_offline() {
+                "offline mode"
+            } else {
+                "local files only"
+            },
+        }
+    }
+
     pub(crate) fn cache_repo(&self, repo: &Repo) -> Result<CacheRepo> {
         Ok(self
             .cache
             .repo(cache_repo_type(repo.repo_type), repo.id.as_str())?)
     }
+}
+
+/// Creates the repo's folders and records `revision → commit` in `refs/` (atomic; nothing when the
+/// revision is the commit itself).
+pub(crate) async fn record_ref(repo: &CacheRepo, revision: &str, commit: &str) -> Result<()> {
+    let (r, rev, c) = (repo.clone(), revision.to_string(), commit.to_string());
+    blocking(move || {
+        r.ensure_layout()?;
+        r.write_ref(&rev, &c)?;
+        Ok(())
+    })
+    .await
 }
 
 #[derive(Debug, Clone, Copy)]

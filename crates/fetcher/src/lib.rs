@@ -299,6 +299,27 @@ impl Fetcher {
         )
     }
 
+    /// A fresh engine for a run whose plan is known, with its counters set and the `Plan` event sent.
+    pub(crate) fn begin_run(
+        &self,
+        files: u64,
+        total_bytes: u64,
+        cached_files: u64,
+        cached_bytes: u64,
+    ) -> Engine {
+        let engine = self.engine();
+        let tracker = engine.tracker();
+        tracker.bytes_total.store(total_bytes, Ordering::Relaxed);
+        tracker.bytes_done.store(cached_bytes, Ordering::Relaxed);
+        self.reporter.report(&Event::Plan {
+            files,
+            total_bytes,
+            cached_files,
+            cached_bytes,
+        });
+        engine
+    }
+
     /// Runs `work`, emitting a heartbeat every second until it ends, and a final `Done`.
     pub(crate) async fn run_with_heartbeat<T>(
         &self,
@@ -340,6 +361,30 @@ impl Fetcher {
             elapsed_ms: started.elapsed().as_millis() as u64,
         });
         result
+    }
+}
+
+/// Waits for every transfer of a run and adds up the bytes downloaded. A failure does not stop the
+/// others: every file that completes is kept for the next run; the first error is returned (the
+/// others were reported as `FileFailed` events) and the count of failures logged.
+pub(crate) async fn join_transfers(mut set: tokio::task::JoinSet<Result<u64>>) -> Result<u64> {
+    let mut errors = Vec::new();
+    let mut downloaded = 0;
+    while let Some(joined) = set.join_next().await {
+        match joined.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))) {
+            Ok(n) => downloaded += n,
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.len() > 1 {
+        tracing::warn!(
+            "{} files failed; the first error follows (run again to retry them: everything else is kept)",
+            errors.len()
+        );
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(downloaded),
     }
 }
 

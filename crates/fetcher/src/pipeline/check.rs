@@ -177,13 +177,7 @@ fn check_file(fetcher: &Fetcher, file: &PlanFile, verify: bool) -> Option<Proble
                     expected: file.size.unwrap_or(0),
                 }),
                 Ok(_) | Err(_) => {
-                    let bytes = cache_repo
-                        .find_partials(etag)
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|p| std::fs::metadata(p).ok())
-                        .map(|m| m.len())
-                        .max();
+                    let bytes = super::plan::partial_bytes(&cache_repo, etag);
                     Some(match bytes {
                         Some(bytes) => ProblemKind::Incomplete {
                             bytes,

@@ -220,13 +220,7 @@ impl<'a> Resolver<'a> {
                 .resolve_commit(&cache_repo, &repo, revision, self.offline)
                 .await?;
             if !self.offline {
-                let (r, rev, c) = (cache_repo.clone(), revision.to_string(), commit.clone());
-                blocking(move || {
-                    r.ensure_layout()?;
-                    r.write_ref(&rev, &c)?;
-                    Ok(())
-                })
-                .await?;
+                crate::hf::record_ref(&cache_repo, revision, &commit).await?;
             }
             let listed = self
                 .fetcher
@@ -554,20 +548,10 @@ fn presence(
             match cache_repo.check_file(commit, path, f.size)? {
                 FileState::Ok { .. } => Presence::Cached,
                 _ if blob_ok() => Presence::Cached,
-                _ => {
-                    let bytes: u64 = cache_repo
-                        .find_partials(etag)?
-                        .iter()
-                        .filter_map(|p| std::fs::metadata(p).ok())
-                        .map(|m| m.len())
-                        .max()
-                        .unwrap_or(0);
-                    if bytes > 0 {
-                        Presence::Partial { bytes }
-                    } else {
-                        Presence::Missing
-                    }
-                }
+                _ => match partial_bytes(cache_repo, etag) {
+                    Some(bytes) if bytes > 0 => Presence::Partial { bytes },
+                    _ => Presence::Missing,
+                },
             }
         }
         Origin::Url { url } => match url_cache.lookup(url)? {
@@ -587,6 +571,16 @@ fn presence(
             }
         }
     })
+}
+
+/// Bytes on disk of the largest interrupted download of blob `etag`, if there is one.
+pub(crate) fn partial_bytes(repo: &CacheRepo, etag: &str) -> Option<u64> {
+    repo.find_partials(etag)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .max()
 }
 
 /// A Hub file as a plan entry.

@@ -105,7 +105,6 @@ impl Fetcher {
     /// Fetches every file of `plan` that is not here, in parallel under one connection budget.
     /// Returns the bytes that crossed the network.
     pub(crate) async fn fetch_plan(&self, plan: &Plan) -> Result<u64> {
-        let engine = self.engine();
         let total = plan.total_bytes();
         let cached: Vec<&PlanFile> = plan
             .files
@@ -113,18 +112,12 @@ impl Fetcher {
             .filter(|f| f.presence == Presence::Cached)
             .collect();
         let cached_bytes: u64 = cached.iter().filter_map(|f| f.size).sum();
-        engine.tracker().bytes_total.store(total, Ordering::Relaxed);
-        engine
-            .tracker()
-            .bytes_done
-            .store(cached_bytes, Ordering::Relaxed);
-        self.reporter.report(&Event::Plan {
-            files: plan.files.len() as u64,
-            total_bytes: total,
-            cached_files: cached.len() as u64,
+        let engine = self.begin_run(
+            plan.files.len() as u64,
+            total,
+            cached.len() as u64,
             cached_bytes,
-        });
-
+        );
         let mut set = tokio::task::JoinSet::new();
         for (index, file) in plan.files.iter().enumerate() {
             let fetcher = self.clone();
@@ -148,29 +141,8 @@ impl Fetcher {
                 result.map(|d| d.unwrap_or(0))
             });
         }
-        let all = async {
-            let mut errors = Vec::new();
-            let mut downloaded = 0;
-            while let Some(joined) = set.join_next().await {
-                match joined.unwrap_or_else(|e| Err(Error::Internal(e.to_string()))) {
-                    Ok(n) => downloaded += n,
-                    // Every other file keeps going and is kept: the next run only fetches the rest.
-                    Err(e) => errors.push(e),
-                }
-            }
-            match errors.len() {
-                0 => Ok(downloaded),
-                1 => Err(errors.remove(0)),
-                n => {
-                    let first = errors.remove(0);
-                    tracing::warn!(
-                        "{n} files failed; the first error follows (rerun to retry them: everything else is kept)"
-                    );
-                    Err(first)
-                }
-            }
-        };
-        self.run_with_heartbeat(&engine, all).await
+        self.run_with_heartbeat(&engine, crate::join_transfers(set))
+            .await
     }
 
     /// Brings one planned file into place. `Ok(None)` when nothing was to be done.
