@@ -100,9 +100,19 @@ pub fn parse_str(text: &str, origin: impl AsRef<Path>) -> Result<PipelineSpec, D
         };
         return Err(error.into());
     }
-    let source = source::Source::new(file, text);
+    let original = source::Source::new(file.clone(), text);
     // Some mistakes make the parser fail later and elsewhere; they are found up front.
-    let mut diagnostics: Vec<Diagnostic> = source.tab_errors();
+    let mut diagnostics: Vec<Diagnostic> = original.tab_errors();
+    // A tab in the indentation stops a YAML parser cold; to still report every other problem at
+    // once, the rest of the checks run on the text with those tabs read as four spaces (the usual
+    // editor setting; only columns on those lines shift).
+    let patched: String;
+    let source = if diagnostics.is_empty() {
+        original
+    } else {
+        patched = untab_indentation(text);
+        source::Source::new(file, &patched)
+    };
     let keys: Vec<&str> = TOP_LEVEL_KEYS
         .iter()
         .chain(COMPONENT_KEYS)
@@ -153,6 +163,26 @@ pub fn parse_str(text: &str, origin: impl AsRef<Path>) -> Result<PipelineSpec, D
         Some(spec) if diagnostics.is_empty() => Ok(spec),
         _ => Err(diagnostics.into()),
     }
+}
+
+/// `text` with every tab in a line's indentation replaced by four spaces.
+fn untab_indentation(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        for c in line[..indent].chars() {
+            if c == '\t' {
+                out.push_str("    ");
+            } else {
+                out.push(c);
+            }
+        }
+        out.push_str(&line[indent..]);
+    }
+    out
 }
 
 /// Reads, parses and validates a spec file.

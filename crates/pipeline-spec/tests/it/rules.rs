@@ -24,6 +24,20 @@ fn tab_in_indentation() {
 }
 
 #[test]
+fn a_tab_does_not_hide_the_other_problems() {
+    assert_eq!(
+        summary(&format!(
+            "{BASE}varient: fp16\ncomponents:\n  unet:\n\thf_rpo: a/b\n"
+        )),
+        [
+            "2:1: unknown key `varient`",
+            "5:1: tab character in indentation",
+            "5:5: unknown key `hf_rpo` in component `unet`",
+        ]
+    );
+}
+
+#[test]
 fn tabs_after_content_and_in_comments_are_fine() {
     ok(&format!("{BASE}revision:\tmain\n\t# a comment\n"));
 }
