@@ -616,3 +616,46 @@ async fn pull_progress_has_a_plan_bytes_and_done() {
         .count();
     assert_eq!(done, 12);
 }
+
+#[tokio::test]
+async fn two_pulls_of_one_pipeline_at_once_both_succeed_and_download_once() {
+    let w = World::new().await;
+    let (spec, origin) = w.spec("twice", "repo_id: acme/pipe\n");
+    let (a, b) = (w.fetcher(false), w.fetcher(false));
+    let opts = PullOptions::default();
+    let (ra, rb) = tokio::join!(
+        a.download_diffusers_pipeline(&spec, &origin, &opts),
+        b.download_diffusers_pipeline(&spec, &origin, &opts)
+    );
+    let (ra, rb) = (ra.expect("first"), rb.expect("second"));
+    assert_eq!(ra.path, rb.path);
+    let total: u64 = ra.plan.files.iter().filter_map(|f| f.size).sum();
+    assert_eq!(ra.downloaded_bytes + rb.downloaded_bytes, total);
+    let ok = a
+        .is_available_locally(&spec, &origin, true)
+        .await
+        .expect("check");
+    assert!(ok.available, "{:?}", ok.problems);
+}
+
+#[tokio::test]
+async fn a_stalled_transfer_still_sends_heartbeats() {
+    let w = World::new().await;
+    w.hub.faults().push(
+        hub_server::Fault::stall_after(100, Some(std::time::Duration::from_millis(2500)))
+            .on(Route::Cdn)
+            .path_contains("unet")
+            .times(1),
+    );
+    w.pull("hb", "repo_id: acme/pipe\n").await.expect("pull");
+    let events = w.events.lock().expect("events").clone();
+    let stalled: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Heartbeat { stalled_ms, .. } => Some(*stalled_ms),
+            _ => None,
+        })
+        .collect();
+    assert!(stalled.len() >= 2, "{stalled:?}");
+    assert!(stalled.iter().any(|ms| *ms >= 900), "{stalled:?}");
+}
