@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: download throughput, side by side with the reference tools, in one run.
 //!
 //! Every tool downloads the same data from the same hub-server (release build) over loopback into
-//! a fresh folder; we report MB/s (decimal, like the targets in DEVELOPERS.md) and pipefetch's ratio
+//! a fresh folder, three times (after `sync`, median reported); we report MB/s (decimal, like the targets in DEVELOPERS.md) and pipefetch's ratio
 //! to each. Two workloads:
 //! - `snapshot`: an SD-shaped repo of `--size-mb` MB (default 2150), all files.
 //! - `single`: one 1 GiB file.
@@ -99,23 +99,25 @@ pub fn run(args: &[String]) -> Result<()> {
                 .args(["-sS", "--fail", "-o", "/dev/null"])
                 .arg(format!("{}/api/models/{}", server.url, w.repo)),
         )?;
-        let pf = time(|| pipefetch(&ctx, &bins.pipefetch))?;
+        let pf = measure(&ctx, "pipefetch-cache", |dir| {
+            pipefetch(&ctx, &bins.pipefetch, dir)
+        })?;
         check_bytes(&ctx, &out_dir.join("pipefetch-cache"), true)?;
         results.push(("pipefetch".into(), pf, "sha256 / git sha1"));
-        if let Ok(t) = time(|| curl(&ctx)) {
+        if let Ok(t) = measure(&ctx, "curl", |dir| curl(&ctx, dir)) {
             results.push(("curl (one stream per file)".into(), t, "no"));
         }
         if which("aria2c")
-            && let Ok(t) = time(|| aria2(&ctx))
+            && let Ok(t) = measure(&ctx, "aria2", |dir| aria2(&ctx, dir))
         {
             results.push(("aria2c -x8 -j4".into(), t, "no"));
         }
         if let Some(py) = &python {
-            match time(|| hf_snapshot(&ctx, py)) {
+            match measure(&ctx, "hf-cache", |dir| hf_snapshot(&ctx, py, dir)) {
                 Ok(t) => results.push(("huggingface_hub snapshot_download".into(), t, "no")),
                 Err(e) => eprintln!("huggingface_hub failed: {e:#}"),
             }
-            match time(|| hf_transfer(&ctx, py)) {
+            match measure(&ctx, "hf-transfer", |dir| hf_transfer(&ctx, py, dir)) {
                 Ok(t) => results.push(("hf_transfer (16 ranges/file)".into(), t, "no")),
                 Err(e) => eprintln!("hf_transfer failed: {e:#}"),
             }
@@ -163,14 +165,23 @@ impl Ctx<'_> {
     }
 }
 
-fn time(f: impl FnOnce() -> Result<()>) -> Result<f64> {
-    let started = Instant::now();
-    f()?;
-    Ok(started.elapsed().as_secs_f64())
+/// Runs a tool `RUNS` times, each into a fresh empty folder, after `sync` (so that no run pays for
+/// writing back the previous run's dirty pages), and returns the median wall time.
+fn measure(ctx: &Ctx<'_>, name: &str, f: impl Fn(&Path) -> Result<()>) -> Result<f64> {
+    const RUNS: usize = 3;
+    let mut times = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let dir = ctx.fresh(name)?;
+        let _ = Command::new("sync").status();
+        let started = Instant::now();
+        f(&dir)?;
+        times.push(started.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[RUNS / 2])
 }
 
-fn pipefetch(ctx: &Ctx<'_>, bin: &Path) -> Result<()> {
-    let cache = ctx.fresh("pipefetch-cache")?;
+fn pipefetch(ctx: &Ctx<'_>, bin: &Path, cache: &Path) -> Result<()> {
     let w = ctx.workload;
     let mut cmd = Command::new(bin);
     if w.name == "single" {
@@ -180,15 +191,22 @@ fn pipefetch(ctx: &Ctx<'_>, bin: &Path) -> Result<()> {
     }
     cmd.args(["--progress", "none", "--connections", "16"])
         .env("HF_ENDPOINT", &ctx.server.url)
-        .env("HF_HUB_CACHE", &cache)
+        .env("HF_HUB_CACHE", cache)
         .stdout(std::process::Stdio::null());
     util::run(&mut cmd)
 }
 
-fn curl(ctx: &Ctx<'_>) -> Result<()> {
-    let dir = ctx.fresh("curl")?;
+fn curl(ctx: &Ctx<'_>, dir: &Path) -> Result<()> {
     let mut cmd = Command::new("curl");
-    cmd.args(["-sS", "-L", "--fail", "-Z", "--parallel-max", "64"]);
+    cmd.args([
+        "-sS",
+        "--no-progress-meter",
+        "-L",
+        "--fail",
+        "-Z",
+        "--parallel-max",
+        "64",
+    ]);
     for (i, (path, _)) in ctx.workload.files.iter().enumerate() {
         cmd.arg("-o")
             .arg(dir.join(format!("f{i}")))
@@ -197,8 +215,7 @@ fn curl(ctx: &Ctx<'_>) -> Result<()> {
     util::run(&mut cmd)
 }
 
-fn aria2(ctx: &Ctx<'_>) -> Result<()> {
-    let dir = ctx.fresh("aria2")?;
+fn aria2(ctx: &Ctx<'_>, dir: &Path) -> Result<()> {
     let mut list = String::new();
     for (i, (path, _)) in ctx.workload.files.iter().enumerate() {
         let _ = writeln!(list, "{}\n  out=f{i}", ctx.url(path));
@@ -208,14 +225,13 @@ fn aria2(ctx: &Ctx<'_>) -> Result<()> {
     util::run(
         Command::new("aria2c")
             .args(["-q", "-x8", "-j4", "-s8", "--file-allocation=none", "-d"])
-            .arg(&dir)
+            .arg(dir)
             .arg("-i")
             .arg(&input),
     )
 }
 
-fn hf_snapshot(ctx: &Ctx<'_>, python: &Path) -> Result<()> {
-    let cache = ctx.fresh("hf-cache")?;
+fn hf_snapshot(ctx: &Ctx<'_>, python: &Path, cache: &Path) -> Result<()> {
     let w = ctx.workload;
     let code = if w.name == "single" {
         format!(
@@ -232,14 +248,13 @@ fn hf_snapshot(ctx: &Ctx<'_>, python: &Path) -> Result<()> {
         Command::new(python)
             .args(["-c", &code])
             .env("HF_ENDPOINT", &ctx.server.url)
-            .env("HF_HUB_CACHE", &cache)
+            .env("HF_HUB_CACHE", cache)
             .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             .env("HF_HUB_DISABLE_XET", "1"),
     )
 }
 
-fn hf_transfer(ctx: &Ctx<'_>, python: &Path) -> Result<()> {
-    let dir = ctx.fresh("hf-transfer")?;
+fn hf_transfer(ctx: &Ctx<'_>, python: &Path, dir: &Path) -> Result<()> {
     // hf_transfer downloads one file at a time with parallel ranges (as huggingface_hub ≤ 0.36 used
     // it); we run the files one after another, like that integration did.
     let mut code = String::from("import hf_transfer\n");
