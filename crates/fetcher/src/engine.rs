@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use hub_cache::CacheRepo;
 use hub_client::{BodySink, HubClient, Url};
 use tokio::sync::Semaphore;
@@ -412,7 +412,7 @@ impl Engine {
             (Some(url), n) if n > 1 => url.clone(),
             _ => job.url.clone(),
         };
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Option<Hasher>)>();
         let hasher = job.expected.hasher(job.size);
         let hash_file = Arc::clone(file);
         let hash_chunks = chunks.clone();
@@ -423,9 +423,13 @@ impl Engine {
         let mut tasks = tokio::task::JoinSet::new();
         for (index, &(start, end, done)) in table.chunks.iter().enumerate() {
             if start + done >= end {
-                let _ = done_tx.send(index);
+                let _ = done_tx.send((index, None));
                 continue;
             }
+            // The first range, fetched from its start, is hashed as it streams: a file of one
+            // range is never read back, and a big file's hasher starts from there.
+            let inline =
+                (index == 0 && start == 0 && done == 0).then(|| job.expected.hasher(job.size));
             let engine = self.clone();
             let url = url.clone();
             let file = Arc::clone(file);
@@ -435,15 +439,22 @@ impl Engine {
             let shared = Arc::clone(shared);
             tasks.spawn(async move {
                 let _permit = engine.permit().await?;
-                let mut sink =
-                    FileSink::new(file, start..end, start + done, progress, shared, index);
+                let mut sink = FileSink::new(
+                    file,
+                    start..end,
+                    start + done,
+                    progress,
+                    shared,
+                    index,
+                    inline,
+                );
                 let fetched = engine.client.download(&url, start..end, &mut sink).await;
                 // Bytes received before a failure are kept (and recorded) for the next run.
                 sink.flush()
                     .await
                     .map_err(|e| engine.write_error(&job, e))?;
                 fetched.map_err(|e| Error::transfer(&job, e))?;
-                let _ = done_tx.send(index);
+                let _ = done_tx.send((index, sink.take_hasher()));
                 Ok::<(), Error>(())
             });
         }
@@ -488,19 +499,34 @@ impl Engine {
 fn follow_and_hash(
     file: &File,
     chunks: &[Range<u64>],
-    done: &std::sync::mpsc::Receiver<usize>,
-    mut hasher: Hasher,
+    done: &std::sync::mpsc::Receiver<(usize, Option<Hasher>)>,
+    fresh: Hasher,
 ) -> io::Result<Option<String>> {
     let mut complete = vec![false; chunks.len()];
     let mut next = 0;
     let mut buf = vec![0u8; HASH_BUFFER];
+    let mut fresh = Some(fresh);
+    let mut hasher: Option<Hasher> = None;
     while next < chunks.len() {
         match done.recv() {
-            Ok(i) if i < complete.len() => complete[i] = true,
+            Ok((i, inline)) if i < complete.len() => {
+                complete[i] = true;
+                // The first range's sink hashes as it writes; its hasher carries on from there.
+                if i == 0
+                    && let Some(h) = inline
+                {
+                    hasher = Some(h);
+                    next = 1;
+                }
+            }
             Ok(_) => {}
             Err(_) => return Ok(None),
         }
         while next < chunks.len() && complete[next] {
+            let h = match hasher.as_mut() {
+                Some(h) => h,
+                None => hasher.insert(fresh.take().unwrap_or(Hasher::None)),
+            };
             let range = &chunks[next];
             let mut pos = range.start;
             while pos < range.end {
@@ -512,12 +538,16 @@ fn follow_and_hash(
                         "temp file shorter than its completed ranges",
                     ));
                 }
-                hasher.update(&buf[..n]);
+                h.update(&buf[..n]);
                 pos += n as u64;
             }
             next += 1;
         }
     }
+    let hasher = match hasher {
+        Some(h) => h,
+        None => fresh.unwrap_or(Hasher::None),
+    };
     Ok(Some(hasher.finish_hex()))
 }
 
@@ -600,16 +630,22 @@ impl FileProgress {
     }
 }
 
-/// Writes one range of a file at its offsets and records its progress for resuming.
+/// Writes one range of a file at its offsets and records its progress for resuming; the first range
+/// of a file is hashed as it is written.
 struct FileSink {
     file: Arc<File>,
     range: Range<u64>,
     /// Absolute offset up to which bytes are written to the file.
     flushed: u64,
-    buf: BytesMut,
+    /// Frames received and not yet written, kept as they came (no copy).
+    pending: Vec<Bytes>,
+    pending_len: usize,
     progress: FileProgress,
     table: Arc<SharedTable>,
     index: usize,
+    /// The running digest of everything this sink wrote, when it hashes inline. Dropped (the file
+    /// is then hashed from disk) if a server makes it rewrite bytes it already hashed.
+    hasher: Option<Hasher>,
 }
 
 impl FileSink {
@@ -620,38 +656,54 @@ impl FileSink {
         progress: FileProgress,
         table: Arc<SharedTable>,
         index: usize,
+        hasher: Option<Hasher>,
     ) -> FileSink {
         FileSink {
             file,
             flushed: from,
             range,
-            buf: BytesMut::with_capacity(WRITE_BUFFER),
+            pending: Vec::new(),
+            pending_len: 0,
             progress,
             table,
             index,
+            hasher,
         }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let buf = self.buf.split().freeze();
+        let frames = std::mem::take(&mut self.pending);
+        let len = std::mem::take(&mut self.pending_len) as u64;
         let file = Arc::clone(&self.file);
         let pos = self.flushed;
-        let len = buf.len() as u64;
         let table = Arc::clone(&self.table);
         let (index, done) = (self.index, pos + len - self.range.start);
-        tokio::task::spawn_blocking(move || -> io::Result<()> {
-            file.write_all_at(&buf, pos)?;
+        let mut hasher = self.hasher.take();
+        let hasher = tokio::task::spawn_blocking(move || -> io::Result<Option<Hasher>> {
+            let mut at = pos;
+            for frame in &frames {
+                file.write_all_at(frame, at)?;
+                if let Some(h) = hasher.as_mut() {
+                    h.update(frame);
+                }
+                at += frame.len() as u64;
+            }
             table.record(index, done);
-            Ok(())
+            Ok(hasher)
         })
         .await
         .map_err(io::Error::other)??;
+        self.hasher = hasher;
         self.flushed += len;
-        self.buf.reserve(WRITE_BUFFER);
         Ok(())
+    }
+
+    /// The inline digest state, for the hasher that continues after this range.
+    fn take_hasher(&mut self) -> Option<Hasher> {
+        self.hasher.take()
     }
 }
 
@@ -668,8 +720,9 @@ impl BodySink for FileSink {
             ));
         }
         self.progress.add(chunk.len() as u64);
-        self.buf.extend_from_slice(&chunk);
-        if self.buf.len() >= WRITE_BUFFER {
+        self.pending_len += chunk.len();
+        self.pending.push(chunk);
+        if self.pending_len >= WRITE_BUFFER {
             self.flush().await?;
         }
         Ok(())
@@ -677,17 +730,22 @@ impl BodySink for FileSink {
 
     async fn restart(&mut self, from: u64) -> io::Result<()> {
         // The server could not resume: bytes from `from` on are sent again and overwrite what we
-        // had. Only completed ranges are hashed, so nothing stale reaches the digest.
+        // had. Bytes already hashed inline cannot be taken back, so the file is then hashed from
+        // disk once complete; other ranges are only hashed once complete anyway.
         let from = from.clamp(self.range.start, self.range.end);
         let rewound = self.position().saturating_sub(from);
-        self.buf.clear();
+        if from < self.flushed {
+            self.hasher = None;
+        }
+        self.pending.clear();
+        self.pending_len = 0;
         self.flushed = from;
         self.progress.rewind(rewound);
         Ok(())
     }
 
     fn position(&self) -> u64 {
-        self.flushed + self.buf.len() as u64
+        self.flushed + self.pending_len as u64
     }
 }
 

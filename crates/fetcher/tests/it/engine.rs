@@ -290,3 +290,38 @@ async fn a_corrupt_partial_is_discarded_and_the_file_fetched_again() {
         0
     );
 }
+
+#[tokio::test]
+async fn bytes_sent_again_after_an_inline_hash_are_hashed_from_disk() {
+    // One range (min_chunk above the file size): the sink hashes inline; a cut after more than
+    // one flushed buffer, then a server that ignores Range, makes it rewrite hashed bytes.
+    let s = Setup::new().await;
+    s.hub
+        .faults()
+        .push(Fault::cut_after(1_500_000).on(Route::Cdn).times(1));
+    s.hub
+        .faults()
+        .push(Fault::ignore_range().on(Route::Cdn).times(1));
+    let fetcher = fetcher::Fetcher::builder()
+        .env(hub_client::HfEnv::from_vars(|_| None))
+        .client(s.client(None))
+        .cache_dir(s.cache_dir())
+        .engine_settings(fetcher::EngineSettings {
+            connections: 2,
+            min_chunk: 4 << 20,
+            max_chunk: 8 << 20,
+        })
+        .build()
+        .expect("fetcher");
+    let p = fetcher.download_file(&big()).await.expect("verified");
+    assert_eq!(std::fs::read(p).expect("read"), s.files["big.safetensors"]);
+    let cdn: Vec<_> = s
+        .hub
+        .log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.route == Route::Cdn)
+        .collect();
+    assert_eq!(cdn.len(), 2, "{cdn:#?}");
+    assert_eq!(cdn[1].fault.as_deref(), Some("ignore_range"));
+}
