@@ -189,7 +189,7 @@ fn pipefetch(ctx: &Ctx<'_>, bin: &Path, cache: &Path) -> Result<()> {
     } else {
         cmd.args(["snapshot", w.repo]);
     }
-    cmd.args(["--progress", "none", "--connections", "16"])
+    cmd.args(["--progress", "none"])
         .env("HF_ENDPOINT", &ctx.server.url)
         .env("HF_HUB_CACHE", cache)
         .stdout(std::process::Stdio::null());
