@@ -177,6 +177,7 @@ fn measure(ctx: &Ctx<'_>, name: &str, f: impl Fn(&Path) -> Result<()>) -> Result
         f(&dir)?;
         times.push(started.elapsed().as_secs_f64());
     }
+    eprintln!("{name}: {times:.2?}");
     times.sort_by(f64::total_cmp);
     Ok(times[RUNS / 2])
 }
