@@ -1,4 +1,4 @@
-//! Downloads Hugging Face files, snapshots and (next) whole diffusers pipelines into the standard HF
+//! Downloads whole diffusers pipelines (and Hugging Face files and snapshots) into the standard HF
 //! cache: only the files needed, each verified against its hash while it streams, with byte-level
 //! progress, and without a single request for what is already cached at a known commit.
 //!
@@ -17,7 +17,51 @@
 //!   Reporter (progress events)                              snapshots/<commit>/<path> → ../../blobs/<etag>
 //! ```
 //!
-//! # Example
+//! # Example: a pipeline, pulled and checked
+//!
+//! This runs as a doc test against the project's own Hub-compatible server.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let root = tempfile::tempdir()?;
+//! # hub_server::fixture::RepoBuilder::new(root.path(), "models", "acme/pipe")
+//! #     .file("model_index.json", br#"{"_class_name": "StableDiffusionPipeline",
+//! #         "unet": ["diffusers", "UNet2DConditionModel"],
+//! #         "scheduler": ["diffusers", "PNDMScheduler"]}"#.to_vec())
+//! #     .file("unet/config.json", b"{}".to_vec())
+//! #     .safetensors_file("unet/diffusion_pytorch_model.safetensors", 1, 4096)
+//! #     .safetensors_file("unet/diffusion_pytorch_model.fp16.safetensors", 2, 2048)
+//! #     .file("scheduler/scheduler_config.json", b"{}".to_vec())
+//! #     .build()?;
+//! # let hub = hub_server::HubServer::builder(root.path()).start().await?;
+//! # let home = tempfile::tempdir()?;
+//! use fetcher::{Fetcher, PullOptions, SpecOrigin};
+//!
+//! let spec = pipeline_spec::parse_str("repo_id: acme/pipe\nvariant: fp16\n", "pipe.yaml")?;
+//! let origin = SpecOrigin::Local("pipe.yaml".into());
+//! let fetcher = Fetcher::builder()
+//!     .env(hub_client::HfEnv::from_vars(|_| None)) // not this machine's HF_* variables
+//!     .endpoint(hub.url())
+//!     .hf_home(home.path())
+//!     .cache_dir(home.path().join("hub"))
+//!     .build()?;
+//!
+//! // Only the files the pipeline needs, verified, assembled under canonical names.
+//! let folder = fetcher
+//!     .download_diffusers_pipeline(&spec, &origin, &PullOptions::default())
+//!     .await?;
+//! let unet = folder.path.join("unet/diffusion_pytorch_model.safetensors");
+//! assert_eq!(std::fs::metadata(&unet)?.len(), 2048); // the fp16 file, under the plain name
+//!
+//! // Is it all here? Answered from disk alone.
+//! let availability = fetcher.is_available_locally(&spec, &origin, false).await?;
+//! assert!(availability.available);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Example: files and snapshots
 //!
 //! ```no_run
 //! use fetcher::{Fetcher, FileRequest, SnapshotRequest};
@@ -74,6 +118,9 @@ pub use hf::{FileRequest, Snapshot, SnapshotFile, SnapshotRequest};
 use hub_cache::{CacheOptions, HfCache, SymlinkMode};
 use hub_client::{HfEnv, HubClient, Token};
 pub use patterns::PathFilter;
+pub use pipeline::check::{Availability, Problem, ProblemKind};
+pub use pipeline::plan::{Plan, PlanFile, SpecOrigin};
+pub use pipeline::pull::{PipelineFolder, PullOptions};
 pub use progress::{Event, NoProgress, Reporter, SharedReporter};
 pub use verify::Expected;
 
