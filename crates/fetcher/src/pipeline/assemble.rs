@@ -71,6 +71,7 @@ pub(crate) fn assemble(fetcher: &Fetcher, plan: &Plan, out: &Path) -> Result<Pat
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| plan.name.clone());
+    remove_stale_leftovers(parent, &base);
     let tmp = parent.join(format!(".{base}.{:08x}.tmp", fastrand::u32(..)));
     let built = build(fetcher, plan, &tmp);
     if let Err(e) = built {
@@ -245,6 +246,34 @@ fn swap_in(tmp: &Path, out: &Path, parent: &Path, base: &str) -> Result<()> {
     Ok(())
 }
 
+/// Leftovers of an earlier assembly of `base` that was killed (Ctrl-C, OOM) between building and
+/// swapping: `.{base}.{rand}.tmp` and `.{base}.{rand}.old` folders. Only ones untouched for an hour
+/// go, so that another process assembling the same pipeline right now keeps its own.
+fn remove_stale_leftovers(parent: &Path, base: &str) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{base}.");
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let ours = rest.len() == 12
+            && (rest.ends_with(".tmp") || rest.ends_with(".old"))
+            && rest[..8].bytes().all(|b| b.is_ascii_hexdigit());
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(3600));
+        if ours && stale {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Reads the manifest of an assembled folder.
 pub fn read_manifest(folder: &Path) -> Option<Manifest> {
     let bytes = fs::read(folder.join(MANIFEST)).ok()?;
@@ -255,6 +284,27 @@ pub fn read_manifest(folder: &Path) -> Option<Manifest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stale_leftovers_of_killed_assemblies_go_and_fresh_ones_stay() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let old = dir.path().join(".p.0123abcd.tmp");
+        let fresh = dir.path().join(".p.89abcdef.old");
+        let other = dir.path().join(".q.0123abcd.tmp");
+        for d in [&old, &fresh, &other] {
+            fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for d in [&old, &other] {
+            fs::File::open(d)
+                .and_then(|f| f.set_modified(two_hours_ago))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        remove_stale_leftovers(dir.path(), "p");
+        assert!(!old.exists());
+        assert!(fresh.exists());
+        assert!(other.exists());
+    }
 
     #[test]
     fn relative_paths_climb_to_the_common_folder() {
