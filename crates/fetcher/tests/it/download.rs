@@ -2,7 +2,6 @@
 
 use fetcher::{Error, FileRequest};
 use hub_client::Repo;
-use hub_server::Route;
 
 use crate::support::{Setup, TOKEN};
 
@@ -121,13 +120,7 @@ async fn gated_repo_errors_say_what_to_do_and_the_token_never_reaches_the_cdn() 
         .download_file(&big)
         .await
         .expect("big with token");
-    let cdn: Vec<_> = s
-        .hub
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.route == Route::Cdn)
-        .collect();
+    let cdn = crate::support::cdn_requests(&s.hub);
     assert!(!cdn.is_empty());
     assert!(cdn.iter().all(|e| e.authorization.is_none()), "{cdn:?}");
 }

@@ -16,13 +16,7 @@ async fn big_files_come_in_parallel_ranges_from_the_cdn() {
     let s = Setup::new().await;
     let p = s.fetcher().download_file(&big()).await.expect("big");
     assert_eq!(std::fs::read(p).expect("read"), s.files["big.safetensors"]);
-    let cdn: Vec<_> = s
-        .hub
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.route == Route::Cdn)
-        .collect();
+    let cdn = crate::support::cdn_requests(&s.hub);
     // 3,000,000 bytes for 4 connections: two ranges per connection, 375,000 bytes each.
     assert_eq!(cdn.len(), 8, "{cdn:?}");
     assert!(cdn.iter().all(|e| e.range.is_some()));
@@ -71,13 +65,7 @@ async fn a_cut_body_resumes_with_range() {
         std::fs::read(p).expect("read"),
         s.files["unet/diffusion_pytorch_model.safetensors"]
     );
-    let cdn: Vec<_> = s
-        .hub
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.route == Route::Cdn)
-        .collect();
+    let cdn = crate::support::cdn_requests(&s.hub);
     assert_eq!(cdn.len(), 2, "{cdn:#?}");
     assert_eq!(
         cdn[1].range.as_deref(),
@@ -201,13 +189,7 @@ async fn an_interrupted_download_resumes_from_the_bytes_on_disk() {
     s.hub.log().clear();
     let p = s.fetcher().download_file(&req).await.expect("resumed");
     assert_eq!(std::fs::read(p).expect("read"), s.files[path]);
-    let cdn: Vec<_> = s
-        .hub
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.route == Route::Cdn)
-        .collect();
+    let cdn = crate::support::cdn_requests(&s.hub);
     assert_eq!(cdn.len(), 1, "{cdn:?}");
     let range = cdn[0].range.clone().unwrap_or_default();
     let from: u64 = range
@@ -243,13 +225,7 @@ async fn an_interrupted_ranged_download_only_fetches_what_is_missing() {
     let p = s.snapshot_dir().join("big.safetensors");
     assert_eq!(std::fs::read(p).expect("read"), s.files["big.safetensors"]);
     // Completed ranges were not asked for again.
-    let cdn: Vec<_> = s
-        .hub
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.route == Route::Cdn)
-        .collect();
+    let cdn = crate::support::cdn_requests(&s.hub);
     assert!(cdn.len() < 8, "{cdn:#?}");
 }
 
@@ -315,13 +291,7 @@ async fn bytes_sent_again_after_an_inline_hash_are_hashed_from_disk() {
         .expect("fetcher");
     let p = fetcher.download_file(&big()).await.expect("verified");
     assert_eq!(std::fs::read(p).expect("read"), s.files["big.safetensors"]);
-    let cdn: Vec<_> = s
-        .hub
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.route == Route::Cdn)
-        .collect();
+    let cdn = crate::support::cdn_requests(&s.hub);
     assert_eq!(cdn.len(), 2, "{cdn:#?}");
     assert_eq!(cdn[1].fault.as_deref(), Some("ignore_range"));
 }

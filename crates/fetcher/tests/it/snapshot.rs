@@ -98,13 +98,7 @@ async fn patterns_select_like_huggingface_hub() {
         ]
     );
     // Files outside the selection were not transferred at all.
-    let cdn: Vec<_> = s
-        .hub
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.route == Route::Cdn)
-        .collect();
+    let cdn = crate::support::cdn_requests(&s.hub);
     assert_eq!(cdn.len(), 1, "{cdn:?}");
 }
 

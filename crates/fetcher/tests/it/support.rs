@@ -167,3 +167,12 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     out
 }
+
+/// The requests the CDN listener received, in order.
+pub fn cdn_requests(hub: &HubServer) -> Vec<hub_server::LoggedRequest> {
+    hub.log()
+        .entries()
+        .into_iter()
+        .filter(|e| e.route == hub_server::Route::Cdn)
+        .collect()
+}

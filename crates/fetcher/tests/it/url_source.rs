@@ -370,13 +370,7 @@ async fn a_stalled_transfer_leaves_a_partial_that_the_next_fetch_resumes() {
     env.hub.log().clear();
     let entry = env.fetch(&env.client(), &req).await.expect("resumed");
     assert_eq!(std::fs::read(&entry.blob).expect("blob"), env.big);
-    let cdn: Vec<_> = env
-        .hub
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.route == Route::Cdn)
-        .collect();
+    let cdn = crate::support::cdn_requests(&env.hub);
     assert_eq!(cdn.len(), 1, "{cdn:?}");
     assert_eq!(cdn[0].status, 206);
     assert_eq!(cdn[0].range.as_deref(), Some("bytes=1000000-"));
