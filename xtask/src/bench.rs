@@ -20,7 +20,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{self, ServerProcess};
 
-const BENCH_REQUIREMENTS: &str = "huggingface_hub==2.4.0\nhf_transfer==0.1.9\n";
+const BENCH_REQUIREMENTS: util::Requirements<'static> = util::Requirements {
+    resolved: "huggingface_hub==2.4.0\nhf_transfer==0.1.9\n",
+    exact: &[],
+};
 
 struct Workload {
     name: &'static str,
@@ -61,7 +64,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let base = util::target_dir().join("bench");
     let root = base.join("hub-root");
     let workloads = ensure_fixtures(&root, size_mb)?;
-    let python = util::ensure_venv("bench-venv", BENCH_REQUIREMENTS).ok();
+    let python = util::ensure_venv("bench-venv", &BENCH_REQUIREMENTS).ok();
     if python.is_none() {
         eprintln!("note: no Python venv; huggingface_hub and hf_transfer are skipped");
     }
@@ -424,7 +427,7 @@ fn check_bench() -> Result<()> {
         total.as_secs_f64() * 1000.0,
         list.as_secs_f64() * 1000.0,
     );
-    if let Ok(python) = util::ensure_venv("bench-venv", BENCH_REQUIREMENTS) {
+    if let Ok(python) = util::ensure_venv("bench-venv", &BENCH_REQUIREMENTS) {
         let code = "import time, sys\nfrom huggingface_hub import scan_cache_dir\nscan_cache_dir(sys.argv[1])\nt=time.perf_counter(); scan_cache_dir(sys.argv[1]); print((time.perf_counter()-t)*1000)";
         let out = Command::new(python)
             .args(["-c", code])

@@ -38,7 +38,12 @@ fn run() -> Result<()> {
     let rest: Vec<String> = args.collect();
     match task.as_str() {
         "ci" => ci(),
-        "interop" => interop::run(&rest),
+        "interop" => {
+            if let Some(reason) = interop::run(&rest)? {
+                eprintln!("\nwarning: the diffusers end-to-end tests were skipped: {reason}");
+            }
+            Ok(())
+        }
         "demo" => demo::run(&rest),
         "bench" => bench::run(&rest),
         "" | "help" | "-h" | "--help" => {
@@ -52,6 +57,12 @@ fn run() -> Result<()> {
 /// The CI gate. Each step prints a header so a failing log says at once which step broke.
 fn ci() -> Result<()> {
     let started = std::time::Instant::now();
+    if let Some(free) = util::free_space(&util::root()) {
+        eprintln!(
+            "xtask ci: {:.1} GB free on the disk of the workspace",
+            free as f64 / 1e9
+        );
+    }
     util::step("cargo fmt --check", || {
         util::cargo(&["fmt", "--all", "--", "--check"])
     })?;
@@ -69,7 +80,14 @@ fn ci() -> Result<()> {
     util::step("cargo test", || {
         util::cargo(&["test", "--workspace", "--locked"])
     })?;
-    util::step("interop suite", || interop::run(&[]))?;
+    let mut skipped = None;
+    util::step("interop suite", || {
+        skipped = interop::run(&[])?;
+        Ok(())
+    })?;
     eprintln!("\nxtask ci: all steps passed in {:.0?}", started.elapsed());
+    if let Some(reason) = skipped {
+        eprintln!("warning: the diffusers end-to-end tests were skipped: {reason}");
+    }
     Ok(())
 }

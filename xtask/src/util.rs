@@ -34,9 +34,16 @@ fn cargo_bin() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
-/// Runs `cargo ARGS` in the workspace root and fails when it fails.
+/// Runs `cargo ARGS` in the workspace root and fails when it fails. Under CI (`CI` set) without
+/// incremental compilation: a fresh clone gains nothing from it, and its files took 1 GB+ of a
+/// disk that also has to hold torch.
 pub fn cargo(args: &[&str]) -> Result<()> {
-    run(Command::new(cargo_bin()).args(args).current_dir(root()))
+    let mut cmd = Command::new(cargo_bin());
+    cmd.args(args).current_dir(root());
+    if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
+    run(&mut cmd)
 }
 
 /// Runs a command to completion, inheriting stdio.
@@ -118,43 +125,82 @@ impl Drop for ServerProcess {
     }
 }
 
+/// What a venv holds: `resolved` is installed in one pip run with its dependencies; each line of
+/// `exact` is a further pip run with `--no-deps`, for wheels whose declared dependencies we do not
+/// want (see `interop::TORCH`). One run per line keeps at most one large wheel in pip's temporary
+/// folder at a time: pip keeps every wheel of a run until the run ends.
+pub struct Requirements<'a> {
+    pub resolved: &'a str,
+    pub exact: &'a [&'a str],
+}
+
+impl Requirements<'_> {
+    fn stamp(&self) -> String {
+        let mut stamp = self.resolved.to_string();
+        for line in self.exact {
+            stamp.push_str("--no-deps ");
+            stamp.push_str(line);
+            stamp.push('\n');
+        }
+        stamp
+    }
+}
+
 /// Creates (once) a Python venv at `target/<name>` with the pinned `requirements` installed and
 /// returns the path of its `python`. A stamp file holding the requirements makes reruns instant
-/// and a changed pin reinstall.
-pub fn ensure_venv(name: &str, requirements: &str) -> Result<PathBuf> {
+/// and a changed pin reinstall. pip runs without its cache: on a fresh machine the cache would
+/// only double the disk the wheels take (3.5 GB more for torch), and a venv is made once.
+pub fn ensure_venv(name: &str, requirements: &Requirements<'_>) -> Result<PathBuf> {
     let venv = target_dir().join(name);
-    let python = if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python")
-    };
-    let stamp = venv.join("pipefetch-requirements.txt");
-    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(requirements) {
+    let python = venv_python(name);
+    let stamp_file = venv.join("pipefetch-requirements.txt");
+    let stamp = requirements.stamp();
+    if python.exists() && std::fs::read_to_string(&stamp_file).ok().as_deref() == Some(&*stamp) {
         return Ok(python);
     }
     let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    eprintln!(
-        "creating {} ({})",
-        venv.display(),
-        requirements.replace('\n', " ")
-    );
+    eprintln!("creating {} ({})", venv.display(), stamp.replace('\n', " "));
     run(Command::new(&system_python)
         .args(["-m", "venv", "--clear"])
         .arg(&venv))?;
+    let pip = || {
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "pip", "install", "--quiet", "--no-cache-dir"])
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1");
+        cmd
+    };
     let req_file = venv.join("requirements.in");
-    std::fs::write(&req_file, requirements)?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&req_file))?;
-    std::fs::write(&stamp, requirements)?;
+    std::fs::write(&req_file, requirements.resolved)?;
+    run(pip().arg("-r").arg(&req_file))?;
+    for line in requirements.exact {
+        run(pip().arg("--no-deps").args(line.split_whitespace()))?;
+    }
+    std::fs::write(&stamp_file, stamp)?;
     Ok(python)
+}
+
+/// Where `ensure_venv(name, ..)` puts the venv's `python`.
+pub fn venv_python(name: &str) -> PathBuf {
+    let venv = target_dir().join(name);
+    if cfg!(windows) {
+        venv.join("Scripts").join("python.exe")
+    } else {
+        venv.join("bin").join("python")
+    }
+}
+
+/// Bytes free for an unprivileged user on the file system holding `path` (`None` where unknown).
+pub fn free_space(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let stat = rustix::fs::statvfs(path).ok()?;
+        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// The current UTC time as `YYYY-MM-DD HH:MM UTC`, without a date crate.
