@@ -67,6 +67,9 @@ pub fn run(args: &[String]) -> Result<Option<String>> {
         .env_remove("HF_HUB_CACHE")
         .env_remove("HF_ENDPOINT")
         .env_remove("HF_HUB_OFFLINE")
+        // Loopback only: a developer's proxy must not sit between the suite and its servers.
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("no_proxy", "127.0.0.1,localhost")
         .env("HF_HUB_DISABLE_TELEMETRY", "1");
     if let Some(reason) = &skipped {
         cmd.env("INTEROP_SKIP_TORCH", reason);

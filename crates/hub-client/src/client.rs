@@ -18,6 +18,8 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::proxy::{Proxies, ProxyConnector, ProxyVars};
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
@@ -80,6 +82,7 @@ pub struct HubClientBuilder {
     on_retry: Option<RetryObserver>,
     max_connections_per_host: Option<usize>,
     offline: bool,
+    proxy: ProxyVars,
 }
 
 impl Default for HubClientBuilder {
@@ -99,6 +102,7 @@ impl Default for HubClientBuilder {
             on_retry: None,
             max_connections_per_host: None,
             offline: false,
+            proxy: ProxyVars::default(),
         }
     }
 }
@@ -183,6 +187,14 @@ impl HubClientBuilder {
         self
     }
 
+    /// The HTTP proxies (none by default; [`HubClient::builder_from_env`] reads `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`). Only `http://` proxies are supported; `https`
+    /// destinations go through a `CONNECT` tunnel, so the proxy never sees the token.
+    pub fn proxy(mut self, vars: ProxyVars) -> Self {
+        self.proxy = vars;
+        self
+    }
+
     /// Validates the settings and builds the client.
     pub fn build(self) -> Result<HubClient> {
         let config = |what: &str| Error::Config {
@@ -247,6 +259,7 @@ impl HubClientBuilder {
                 .map_err(|_| config("the token contains characters not allowed in a header"))?;
         }
 
+        let proxies = Proxies::from_vars(&self.proxy)?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -256,7 +269,7 @@ impl HubClientBuilder {
             .map_err(|e| config(&format!("TLS setup failed: {e}")))?
             .https_or_http()
             .enable_http1()
-            .wrap_connector(http);
+            .wrap_connector(proxies.connector(http));
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(self.max_connections_per_host.unwrap_or(64))
@@ -275,6 +288,7 @@ impl HubClientBuilder {
                 retry: self.retry,
                 on_retry: self.on_retry,
                 offline: self.offline,
+                proxies,
                 per_host: self
                     .max_connections_per_host
                     .map(|n| Arc::new((n, Mutex::new(HashMap::new())))),
@@ -293,7 +307,7 @@ type PerHost = Arc<(usize, Mutex<HashMap<String, Arc<Semaphore>>>)>;
 
 #[derive(Clone)]
 pub(crate) struct Inner {
-    http: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    http: Client<HttpsConnector<ProxyConnector>, Empty<Bytes>>,
     pub(crate) endpoint: Url,
     pub(crate) auth: Option<Auth>,
     user_agent: HeaderValue,
@@ -304,6 +318,7 @@ pub(crate) struct Inner {
     pub(crate) retry: RetryPolicy,
     on_retry: Option<RetryObserver>,
     offline: bool,
+    proxies: Proxies,
     per_host: Option<PerHost>,
 }
 
@@ -363,6 +378,7 @@ impl HubClient {
                 env.token.clone()
             })
             .offline(env.offline)
+            .proxy(env.proxy.clone())
             .metadata_timeout(env.etag_timeout)
             .read_idle_timeout(env.download_timeout)
             .retry(RetryPolicy::default().with_max_attempts(env.max_attempts));
@@ -464,6 +480,11 @@ impl HubClient {
                     })?;
                 req = req.header(header::AUTHORIZATION, value);
             }
+            if let Ok(uri) = current.as_str().parse::<http::Uri>()
+                && let Some(value) = self.inner.proxies.authorization_for(&uri)
+            {
+                req = req.header(header::PROXY_AUTHORIZATION, value);
+            }
             if let Some((start, end)) = range {
                 let value = match end {
                     Some(end) => format!("bytes={start}-{}", end.saturating_sub(1)),
@@ -489,6 +510,11 @@ impl HubClient {
                     Ok(Err(e)) if e.is_connect() => {
                         return Err(Error::Connect {
                             url: current.to_string(),
+                            proxy: current
+                                .as_str()
+                                .parse::<http::Uri>()
+                                .ok()
+                                .and_then(|uri| self.inner.proxies.proxy_for(&uri)),
                             source: Box::new(e),
                         });
                     }

@@ -20,6 +20,11 @@
 //! | `PIPEFETCH_MIN_RATE` | [`HfEnv::min_rate`] | `8388608/180` (bytes per seconds; `0` disables) |
 //! | `PIPEFETCH_MAX_RETRIES` | [`HfEnv::max_attempts`] | 5 attempts |
 //! | `CIVITAI_TOKEN` | [`HfEnv::civitai_token`] (sent to civitai.com only) | none |
+//! | `https_proxy`, `HTTPS_PROXY`, `http_proxy`, `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`, `no_proxy`, `NO_PROXY` | [`HfEnv::proxy`] | none |
+//!
+//! Proxy variables are read as Python's `urllib` (hence httpx and `huggingface_hub`) reads them: the
+//! lower-case spelling wins over the upper-case one, and `HTTP_PROXY` is ignored when
+//! `REQUEST_METHOD` is set (a CGI request could set it: "httpoxy").
 //!
 //! Booleans are true when the upper-cased value is one of `1`, `ON`, `YES`, `TRUE`. Path values get `~`
 //! and `$VAR` / `${VAR}` expansion like Python's `expanduser` + `expandvars`. The token is cleaned like
@@ -30,6 +35,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::proxy::ProxyVars;
 
 /// The default Hub endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -68,6 +75,8 @@ pub struct HfEnv {
     pub max_attempts: u32,
     /// The civitai.com API key for URL sources (`CIVITAI_TOKEN`); it is only ever sent to civitai.com.
     pub civitai_token: Option<Token>,
+    /// HTTP proxies and the hosts that bypass them.
+    pub proxy: ProxyVars,
 }
 
 impl HfEnv {
@@ -144,6 +153,19 @@ impl HfEnv {
             .filter(|n| *n > 0)
             .unwrap_or(5);
 
+        let either = |lower: &str, upper: &str| get(lower).or_else(|| get(upper));
+        let cgi = var("REQUEST_METHOD").is_some();
+        let proxy = ProxyVars {
+            http: if cgi {
+                get("http_proxy")
+            } else {
+                either("http_proxy", "HTTP_PROXY")
+            },
+            https: either("https_proxy", "HTTPS_PROXY"),
+            all: either("all_proxy", "ALL_PROXY"),
+            no: either("no_proxy", "NO_PROXY"),
+        };
+
         HfEnv {
             endpoint,
             hf_home,
@@ -160,6 +182,7 @@ impl HfEnv {
             civitai_token: var("CIVITAI_TOKEN")
                 .and_then(|t| Token::clean(&t))
                 .map(|t| Token::with_source(t, TokenSource::EnvVar("CIVITAI_TOKEN"))),
+            proxy,
         }
     }
 }

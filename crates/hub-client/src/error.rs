@@ -128,10 +128,12 @@ pub enum Error {
     },
 
     /// The connection could not be opened.
-    #[error("could not connect to {url}")]
+    #[error("could not connect to {url}{}", proxy.as_ref().map(|p| format!(" through the proxy {p}")).unwrap_or_default())]
     Connect {
         /// The request.
         url: String,
+        /// The proxy the connection went through (`scheme://host:port`, no credentials), if any.
+        proxy: Option<String>,
         /// The cause.
         #[source]
         source: BoxError,
@@ -333,9 +335,14 @@ impl Error {
             Error::Stalled { .. } | Error::Timeout { .. } => Some(
                 "the network or server is too slow; rerun to resume, or relax PIPEFETCH_MIN_RATE / HF_HUB_DOWNLOAD_TIMEOUT".into(),
             ),
-            Error::Connect { .. } => {
+            Error::Connect { proxy: None, .. } => {
                 Some("check the network, HF_ENDPOINT and any proxy settings".into())
             }
+            Error::Connect {
+                proxy: Some(proxy), ..
+            } => Some(format!(
+                "check the proxy {proxy} (from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY), or list the host in NO_PROXY to connect directly"
+            )),
             Error::Protocol { .. } => Some(
                 "is HF_ENDPOINT a Hugging Face Hub endpoint? A proxy or firewall may be answering instead".into(),
             ),

@@ -41,6 +41,7 @@ mod client;
 mod download;
 pub mod env;
 mod error;
+mod proxy;
 mod repo;
 mod retry;
 
@@ -49,6 +50,7 @@ pub use client::{Auth, ByteStream, HubClient, HubClientBuilder, MAX_JSON_BYTES, 
 pub use download::{BodySink, ByteRange, DownloadHead, DownloadOutcome, ResponseInfo};
 pub use env::{HfEnv, Token, TokenSource};
 pub use error::{BoxError, Error, Result};
+pub use proxy::ProxyVars;
 pub use repo::{
     Repo, RepoId, RepoType, encode_path, encode_revision, is_commit_sha, repo_info_url,
     resolve_url, tree_url,

@@ -178,4 +178,25 @@ async fn errors_say_what_failed_and_what_to_do() {
     let err = text(&out.stderr);
     assert!(err.contains("acme/pipe"), "{err}");
     assert!(err.to_lowercase().contains("connect"), "{err}");
+    // A dead proxy from the environment: named (without its password), with what to do.
+    let proxy = dead.replace("http://", "http://user:hunter2@");
+    let out = pipefetch(
+        &e,
+        &["download", "acme/pipe", "unet/config.json"],
+        &[("HTTP_PROXY", &proxy)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("through the proxy {dead}")), "{err}");
+    assert!(err.contains("NO_PROXY"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    // The same server, bypassed with NO_PROXY, works.
+    let out = pipefetch(
+        &e,
+        &["download", "acme/pipe", "unet/config.json"],
+        &[("HTTP_PROXY", &proxy), ("NO_PROXY", "127.0.0.1,localhost")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }

@@ -6,6 +6,7 @@ mod download;
 mod errors;
 mod hub;
 mod metadata;
+mod proxy;
 mod raw_server;
 mod retries;
 

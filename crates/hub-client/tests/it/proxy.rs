@@ -1,0 +1,318 @@
+//! HTTP proxies: the Hub and its CDN reached through a forwarding proxy, `NO_PROXY`, `CONNECT`
+//! tunnels for https with the proxy's credentials, and the errors a broken proxy gives.
+
+use std::sync::{Arc, Mutex};
+
+use hub_client::{Error, HfEnv, ProxyVars, RetryPolicy, Token, resolve_url};
+use hub_server::HubServer;
+use hub_server::fixture::{RepoBuilder, random_bytes};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::{builder, guard};
+
+/// What the proxy saw first on a connection: its request line and `Proxy-Authorization`.
+#[derive(Clone, Debug)]
+struct Seen {
+    line: String,
+    proxy_auth: Option<String>,
+    authorization: Option<String>,
+}
+
+/// A minimal HTTP proxy: `CONNECT host:port` opens a tunnel (or, with `refuse`, answers 407);
+/// an absolute-form request is forwarded to its host as is. Each connection's first request is
+/// logged.
+struct TestProxy {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl TestProxy {
+    async fn start(refuse_connect: bool) -> TestProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(serve(conn, Arc::clone(&log), refuse_connect));
+            }
+        });
+        TestProxy { url, seen }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn serve(mut conn: TcpStream, log: Arc<Mutex<Vec<Seen>>>, refuse_connect: bool) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if conn.read(&mut byte).await.unwrap_or(0) == 0 {
+            return;
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_string();
+    let line = text.lines().next().unwrap_or_default().to_string();
+    let header = |name: &str| {
+        text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    log.lock().unwrap().push(Seen {
+        line: line.clone(),
+        proxy_auth: header("proxy-authorization"),
+        authorization: header("authorization"),
+    });
+    let mut parts = line.split(' ');
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if method == "CONNECT" {
+        if refuse_connect {
+            let _ = conn
+                .write_all(
+                    b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
+                )
+                .await;
+            return;
+        }
+        let Ok(mut upstream) = TcpStream::connect(target).await else {
+            return;
+        };
+        let _ = conn
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await;
+        let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+        return;
+    }
+    // Absolute form: http://host:port/path. hyper's server takes absolute-form requests as they are.
+    let Some(authority) = target
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+    else {
+        let _ = conn
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    };
+    let Ok(mut upstream) = TcpStream::connect(authority.replace("localhost", "127.0.0.1")).await
+    else {
+        let _ = conn
+            .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    };
+    let _ = upstream.write_all(&head).await;
+    let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+}
+
+async fn hub() -> (tempfile::TempDir, HubServer) {
+    let root = tempfile::tempdir().unwrap();
+    RepoBuilder::new(root.path(), "models", "org/name")
+        .file("config.json", br#"{"a": 1}"#.to_vec())
+        .random_file("model.safetensors", 3, 200_000)
+        .build()
+        .unwrap();
+    let hub = HubServer::builder(root.path())
+        .token("secret")
+        .start()
+        .await
+        .unwrap();
+    (root, hub)
+}
+
+fn vars(http: &str, no: Option<&str>) -> ProxyVars {
+    ProxyVars {
+        http: Some(http.to_string()),
+        no: no.map(str::to_string),
+        ..ProxyVars::default()
+    }
+}
+
+#[tokio::test]
+async fn the_hub_and_its_cdn_are_reached_through_the_proxy_with_its_credentials() {
+    guard(async {
+        let (_root, hub) = hub().await;
+        let proxy = TestProxy::start(false).await;
+        let with_credentials = proxy.url.replace("http://", "http://user:p%40ss@");
+        let client = builder(&hub.url())
+            .token(Some(Token::new("secret")))
+            .proxy(vars(&with_credentials, None))
+            .build()
+            .unwrap();
+        let repo = hub_client::Repo::model("org/name").unwrap();
+        let url = resolve_url(client.endpoint(), &repo, "main", "model.safetensors").unwrap();
+        let mut bytes = Vec::new();
+        client.download(&url, 0.., &mut bytes).await.unwrap();
+        assert_eq!(bytes, random_bytes(3, 200_000));
+
+        let seen = proxy.seen();
+        let lines: Vec<&str> = seen.iter().map(|s| s.line.as_str()).collect();
+        // The resolve request in absolute form, then the CDN (another host name) as well.
+        assert!(
+            lines[0].starts_with(&format!(
+                "GET {}/org/name/resolve/main/model.safetensors ",
+                hub.url()
+            )),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with("GET http://localhost:")),
+            "the CDN request did not go through the proxy: {lines:?}"
+        );
+        // "user:p@ss", percent-decoded, in Basic form; the Hub token goes to the Hub only.
+        assert!(
+            seen.iter()
+                .all(|s| s.proxy_auth.as_deref() == Some("Basic dXNlcjpwQHNz")),
+            "{seen:?}"
+        );
+        assert_eq!(seen[0].authorization.as_deref(), Some("Bearer secret"));
+        assert!(
+            seen[1..].iter().all(|s| s.authorization.is_none()),
+            "{seen:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn no_proxy_hosts_are_reached_directly() {
+    guard(async {
+        let (_root, hub) = hub().await;
+        let proxy = TestProxy::start(false).await;
+        let client = builder(&hub.url())
+            .proxy(vars(&proxy.url, Some("127.0.0.1")))
+            .build()
+            .unwrap();
+        let repo = hub_client::Repo::model("org/name").unwrap();
+        let url = resolve_url(client.endpoint(), &repo, "main", "model.safetensors").unwrap();
+        let mut bytes = Vec::new();
+        client.download(&url, 0.., &mut bytes).await.unwrap();
+        assert_eq!(bytes.len(), 200_000);
+        let seen = proxy.seen();
+        // 127.0.0.1 (the Hub) is bypassed; localhost (the CDN) is not listed, so it is proxied.
+        assert!(
+            seen.iter().all(|s| s.line.contains("http://localhost:")),
+            "{seen:?}"
+        );
+        assert!(!seen.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn https_goes_through_connect_and_a_refusal_names_the_proxy() {
+    guard(async {
+        let proxy = TestProxy::start(true).await;
+        let client = builder("https://hub.example")
+            .retry(RetryPolicy::never())
+            .proxy(ProxyVars {
+                https: Some(proxy.url.replace("http://", "http://me:pw@")),
+                ..ProxyVars::default()
+            })
+            .build()
+            .unwrap();
+        let repo = hub_client::Repo::model("org/name").unwrap();
+        let err = client.repo_info(&repo, "main").await.unwrap_err();
+        let seen = proxy.seen();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].line.starts_with("CONNECT hub.example:443 "), "{seen:?}");
+        assert_eq!(seen[0].proxy_auth.as_deref(), Some("Basic bWU6cHc="));
+        // The token and the request itself never reach the proxy in clear.
+        assert!(seen[0].authorization.is_none());
+
+        let last = match &err {
+            Error::RetriesExhausted { last, .. } => &**last,
+            other => other,
+        };
+        let proxy_addr = proxy.url.clone();
+        assert!(matches!(last, Error::Connect { proxy: Some(p), .. } if *p == proxy_addr), "{err:?}");
+        assert_eq!(
+            last.to_string(),
+            format!("could not connect to https://hub.example/api/models/org/name/revision/main through the proxy {proxy_addr}")
+        );
+        let chain = std::iter::successors(
+            Some(last as &dyn std::error::Error),
+            |e| e.source(),
+        )
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(" / ");
+        assert!(chain.contains("the proxy asks for credentials (407)"), "{chain}");
+        assert!(!chain.contains("pw"), "{chain}");
+        assert!(last.hint().unwrap().contains("NO_PROXY"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dead_proxy_is_a_connect_error_naming_it() {
+    guard(async {
+        let (_root, hub) = hub().await;
+        // A port nothing listens on.
+        let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dead_url = format!("http://{}", dead.local_addr().unwrap());
+        drop(dead);
+        let client = builder(&hub.url())
+            .retry(RetryPolicy::never())
+            .proxy(vars(&dead_url, None))
+            .build()
+            .unwrap();
+        let repo = hub_client::Repo::model("org/name").unwrap();
+        let err = client.repo_info(&repo, "main").await.unwrap_err();
+        let last = match &err {
+            Error::RetriesExhausted { last, .. } => &**last,
+            other => other,
+        };
+        assert!(
+            matches!(last, Error::Connect { proxy: Some(p), .. } if *p == dead_url),
+            "{err:?}"
+        );
+    })
+    .await;
+}
+
+#[test]
+fn the_environment_is_read_like_python_reads_it() {
+    let env = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        HfEnv::from_vars(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        })
+    };
+    let e = env(&[
+        ("HTTPS_PROXY", "http://upper:1"),
+        ("https_proxy", "http://lower:1"),
+        ("HTTP_PROXY", "http://h:2"),
+        ("NO_PROXY", "localhost,.internal"),
+    ]);
+    assert_eq!(
+        e.proxy.https.as_deref(),
+        Some("http://lower:1"),
+        "lower case wins"
+    );
+    assert_eq!(e.proxy.http.as_deref(), Some("http://h:2"));
+    assert_eq!(e.proxy.no.as_deref(), Some("localhost,.internal"));
+    // httpoxy: under CGI, HTTP_PROXY may come from a request header and is ignored.
+    let cgi = env(&[("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "http://evil:1")]);
+    assert_eq!(cgi.proxy.http, None);
+    // A proxy we cannot use is an error when the client is built, not a silent direct connection.
+    let socks = env(&[("ALL_PROXY", "socks5h://p:1080")]);
+    let err = hub_client::HubClient::builder_from_env(&socks)
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("ALL_PROXY=socks5h://p:1080: socks5h:// proxies are not supported"),
+        "{err}"
+    );
+}
