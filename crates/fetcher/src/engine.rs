@@ -218,20 +218,29 @@ impl Engine {
         }
 
         self.tracker.active_files.fetch_add(1, Ordering::Relaxed);
-        let keys = [Some(&job.url), job.direct_url.as_ref()];
-        if let Ok(mut map) = self.urls.lock() {
-            for url in keys.iter().flatten() {
-                map.insert(url.to_string(), job.file);
-            }
-        }
+        let urls: Vec<&str> = [Some(&job.url), job.direct_url.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(Url::as_str)
+            .collect();
+        let tracked = self.track_urls(&urls, job.file);
         let result = self.transfer(job).await;
-        if let Ok(mut map) = self.urls.lock() {
-            for url in keys.iter().flatten() {
-                map.remove(url.as_str());
-            }
-        }
+        drop(tracked);
         self.tracker.active_files.fetch_sub(1, Ordering::Relaxed);
         result
+    }
+
+    /// Attributes the client's retries on `urls` to `file` (in `Retry` events) until the guard drops.
+    pub(crate) fn track_urls(&self, urls: &[&str], file: FileId) -> TrackedUrls {
+        if let Ok(mut map) = self.urls.lock() {
+            for url in urls {
+                map.insert((*url).to_string(), file);
+            }
+        }
+        TrackedUrls {
+            registry: Arc::clone(&self.urls),
+            urls: urls.iter().map(|u| (*u).to_string()).collect(),
+        }
     }
 
     /// Whether the blob is in the cache with its size. A blob of another size is damage (blobs are
@@ -491,6 +500,22 @@ impl Engine {
 
     fn write_error(&self, job: &BlobJob, e: io::Error) -> Error {
         Error::write(job.repo.blobs_dir(), job.size, e)
+    }
+}
+
+/// Removes its URLs from the registry when dropped, however the transfer ended.
+pub(crate) struct TrackedUrls {
+    registry: crate::UrlRegistry,
+    urls: Vec<String>,
+}
+
+impl Drop for TrackedUrls {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.registry.lock() {
+            for url in &self.urls {
+                map.remove(url);
+            }
+        }
     }
 }
 

@@ -177,7 +177,8 @@ impl FetcherBuilder {
         self
     }
 
-    /// Uses this client (its endpoint, token, timeouts and retry policy) as is.
+    /// Uses this client (its endpoint, token, timeouts and retry policy) as is; its retries are
+    /// reported as [`Event::Retry`] too, after any retry observer it has.
     pub fn client(mut self, client: HubClient) -> Self {
         self.client = Some(client);
         self
@@ -238,7 +239,10 @@ impl FetcherBuilder {
         let reporter = self.reporter.unwrap_or_else(|| Arc::new(NoProgress));
         let urls: UrlRegistry = Arc::default();
         let client = match self.client {
-            Some(client) => client,
+            Some(client) => client.with_added_retry_observer(retry_observer(
+                Arc::clone(&reporter),
+                Arc::clone(&urls),
+            )),
             None => {
                 // Timeouts, the rate floor and the retry budget come from the environment too.
                 let mut builder = HubClient::builder_from_env(&env)

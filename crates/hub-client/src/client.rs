@@ -432,6 +432,20 @@ impl HubClient {
         }
     }
 
+    /// The same client with `observer` called after the retry observer it has (if any), so that
+    /// a library that reports retries can take a caller's client without silencing the caller's
+    /// own observer.
+    pub fn with_added_retry_observer(&self, observer: RetryObserver) -> HubClient {
+        let chained: RetryObserver = match self.inner.on_retry.clone() {
+            Some(first) => Arc::new(move |event: &crate::RetryEvent| {
+                first(event);
+                observer(event);
+            }),
+            None => observer,
+        };
+        self.with_retry_observer(chained)
+    }
+
     async fn permit(&self, url: &Url) -> Option<OwnedSemaphorePermit> {
         let (n, map) = &**self.inner.per_host.as_ref()?;
         let sem = {

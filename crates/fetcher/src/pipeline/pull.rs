@@ -227,8 +227,10 @@ impl Fetcher {
                     });
                 };
                 let cache = self.url_cache();
+                let tracked = engine.track_urls(&[request.url.as_str()], id);
                 let result =
                     url_source::fetch_url(self.client(), &cache, &request, &on_bytes).await;
+                drop(tracked);
                 engine
                     .tracker()
                     .active_files

@@ -659,3 +659,68 @@ async fn a_stalled_transfer_still_sends_heartbeats() {
     assert!(stalled.len() >= 2, "{stalled:?}");
     assert!(stalled.iter().any(|ms| *ms >= 900), "{stalled:?}");
 }
+
+#[tokio::test]
+async fn retries_in_a_pull_are_events_of_their_file_whatever_the_source() {
+    let w = World::new().await;
+    let hub = w.hub.url();
+    // One 503 for a URL source's request and one for a Hub weights file on the CDN.
+    w.hub.faults().push(
+        hub_server::Fault::status(503)
+            .on(Route::Resolve)
+            .path_contains("tokenizer/vocab.json")
+            .times(1),
+    );
+    w.hub.faults().push(
+        hub_server::Fault::status(503)
+            .on(Route::Cdn)
+            .path_contains("vae")
+            .times(1),
+    );
+    let yaml = format!(
+        "repo_id: acme/pipe
+variant: fp16
+components:
+  tokenizer:
+    urls:
+      vocab.json: {hub}/acme/pipe/resolve/main/tokenizer/vocab.json
+      merges.txt: {hub}/acme/pipe/resolve/main/tokenizer/merges.txt
+      tokenizer_config.json: {hub}/acme/pipe/resolve/main/tokenizer/tokenizer_config.json
+"
+    );
+    // The World's fetcher is given its own client: its retries must be reported all the same.
+    w.pull("retries", &yaml).await.expect("pull");
+    let events = w.events.lock().expect("events").clone();
+    let path_of = |id: u64| {
+        events.iter().find_map(|e| match e {
+            Event::FileStarted { file, path, .. } if *file == id => Some(path.clone()),
+            _ => None,
+        })
+    };
+    let mut retried: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Retry {
+                file: Some(id),
+                reason,
+                ..
+            } => Some((path_of(*id).expect("a started file"), reason.clone())),
+            Event::Retry {
+                file: None, reason, ..
+            } => Some(("<none>".into(), reason.clone())),
+            _ => None,
+        })
+        .collect();
+    retried.sort();
+    assert_eq!(
+        retried,
+        vec![
+            ("tokenizer/vocab.json".to_string(), "HTTP 503".to_string()),
+            // FileStarted names a file by where it lands in the folder: the canonical name.
+            (
+                "vae/diffusion_pytorch_model.safetensors".to_string(),
+                "HTTP 503".to_string()
+            ),
+        ]
+    );
+}
