@@ -165,19 +165,29 @@ fn concurrent_writers_and_linkers(cache: &hub_cache::HfCache) {
     repo.link_snapshot(commit, "dir/f.bin", ETAG_1).unwrap();
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started_main = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
-        let (repo, stop) = (repo.clone(), stop.clone());
+        let (repo, stop, started) = (repo.clone(), stop.clone(), started_main.clone());
         std::thread::spawn(move || {
             let mut reads = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // At least one read, and until told to stop: on a loaded machine this thread may be
+            // scheduled only after the writers are done.
+            loop {
                 // The pointer never disappears while it is being replaced.
                 let found = repo.lookup(commit, "dir/f.bin").unwrap();
                 assert!(matches!(found, Lookup::Found(_)), "{found:?}");
                 reads += 1;
+                started.store(true, std::sync::atomic::Ordering::Relaxed);
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return reads;
+                }
             }
-            reads
         })
     };
+    // The writers start once the reader is reading.
+    while !started_main.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::yield_now();
+    }
     let writers: Vec<_> = (0..8)
         .map(|_| {
             let repo = repo.clone();
