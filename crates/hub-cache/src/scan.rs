@@ -154,6 +154,7 @@ impl HfCache {
 
         let mut repos = Vec::new();
         let mut warnings = Vec::new();
+        let mut candidates = Vec::new();
         for name in names {
             let Some(name_str) = name.to_str() else {
                 let path = root.join(&name);
@@ -177,7 +178,10 @@ impl HfCache {
             if name_str == "blobs" && is_shared_blobs_dir(&path) {
                 continue;
             }
-            match scan_repo(&path, name_str) {
+            candidates.push((path, name_str.to_string()));
+        }
+        for result in scan_repos(&candidates) {
+            match result {
                 Ok(repo) => repos.push(repo),
                 Err(w) => warnings.push(w),
             }
@@ -201,6 +205,47 @@ impl HfCache {
             size_on_disk,
         })
     }
+}
+
+/// Scans each `(path, folder name)`, on a few threads when there are many: the time goes into
+/// path lookups and `stat` calls in the kernel, which run in parallel. Results keep the input order.
+fn scan_repos(candidates: &[(PathBuf, String)]) -> Vec<Result<CachedRepo, CacheWarning>> {
+    /// Below this many repos a thread costs more than it saves.
+    const REPOS_PER_THREAD: usize = 8;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(candidates.len().div_ceil(REPOS_PER_THREAD));
+    if threads <= 1 {
+        return candidates
+            .iter()
+            .map(|(path, name)| scan_repo(path, name))
+            .collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<CachedRepo, CacheWarning>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((path, name)) = candidates.get(i) else {
+                            return done;
+                        };
+                        done.push((i, scan_repo(path, name)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            // A worker only panics if scan_repo does; re-raise it here rather than lose repos.
+            .flat_map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Python resolves the cache directory (`Path.resolve()`) before scanning, so its messages name

@@ -225,3 +225,45 @@ fn scan_of_a_missing_cache_is_an_error() {
         Err(hub_cache::Error::CacheNotFound { .. })
     ));
 }
+
+/// Enough repos for the scan to run on several threads: the answer is the same as one by one.
+#[test]
+fn a_large_cache_scans_in_order_with_every_warning() {
+    let (_dir, cache) = cache();
+    let mut expected_size = 0;
+    for i in 0..40 {
+        let content = format!("weights of repo {i:02}");
+        expected_size += content.len() as u64;
+        populated(
+            &cache,
+            &format!("org/m{i:02}"),
+            COMMIT_A,
+            &[("w.bin", ETAG_1, content.as_bytes())],
+        );
+    }
+    // Three broken ones, spread out: a stray file, a folder without snapshots, a bad type.
+    fs::remove_dir_all(cache.root().join("models--org--m05")).unwrap();
+    fs::write(cache.root().join("models--org--m05"), "").unwrap();
+    fs::remove_dir_all(cache.root().join("models--org--m20")).unwrap();
+    fs::create_dir_all(cache.root().join("models--org--m20")).unwrap();
+    fs::create_dir_all(cache.root().join("things--org--m30/snapshots")).unwrap();
+    expected_size -= 2 * "weights of repo 05".len() as u64;
+
+    let info = cache.scan().unwrap();
+    let ids: Vec<&str> = info.repos.iter().map(|r| r.repo_id.as_str()).collect();
+    let want: Vec<String> = (0..40)
+        .filter(|i| *i != 5 && *i != 20)
+        .map(|i| format!("org/m{i:02}"))
+        .collect();
+    assert_eq!(ids, want);
+    let warned: Vec<String> = info
+        .warnings
+        .iter()
+        .map(|w| w.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        warned,
+        ["models--org--m05", "models--org--m20", "things--org--m30"]
+    );
+    assert_eq!(info.size_on_disk, expected_size);
+}
