@@ -124,6 +124,15 @@ async fn hub() -> (tempfile::TempDir, HubServer) {
     (root, hub)
 }
 
+/// The hub's weights file: a resolve request, then its redirect to the CDN.
+async fn download_weights(client: &hub_client::HubClient) -> Vec<u8> {
+    let repo = hub_client::Repo::model("org/name").unwrap();
+    let url = resolve_url(client.endpoint(), &repo, "main", "model.safetensors").unwrap();
+    let mut bytes = Vec::new();
+    client.download(&url, 0.., &mut bytes).await.unwrap();
+    bytes
+}
+
 fn vars(http: &str, no: Option<&str>) -> ProxyVars {
     ProxyVars {
         http: Some(http.to_string()),
@@ -143,11 +152,7 @@ async fn the_hub_and_its_cdn_are_reached_through_the_proxy_with_its_credentials(
             .proxy(vars(&with_credentials, None))
             .build()
             .unwrap();
-        let repo = hub_client::Repo::model("org/name").unwrap();
-        let url = resolve_url(client.endpoint(), &repo, "main", "model.safetensors").unwrap();
-        let mut bytes = Vec::new();
-        client.download(&url, 0.., &mut bytes).await.unwrap();
-        assert_eq!(bytes, random_bytes(3, 200_000));
+        assert_eq!(download_weights(&client).await, random_bytes(3, 200_000));
 
         let seen = proxy.seen();
         let lines: Vec<&str> = seen.iter().map(|s| s.line.as_str()).collect();
@@ -187,11 +192,7 @@ async fn no_proxy_hosts_are_reached_directly() {
             .proxy(vars(&proxy.url, Some("127.0.0.1")))
             .build()
             .unwrap();
-        let repo = hub_client::Repo::model("org/name").unwrap();
-        let url = resolve_url(client.endpoint(), &repo, "main", "model.safetensors").unwrap();
-        let mut bytes = Vec::new();
-        client.download(&url, 0.., &mut bytes).await.unwrap();
-        assert_eq!(bytes.len(), 200_000);
+        assert_eq!(download_weights(&client).await, random_bytes(3, 200_000));
         let seen = proxy.seen();
         // 127.0.0.1 (the Hub) is bypassed; localhost (the CDN) is not listed, so it is proxied.
         assert!(
