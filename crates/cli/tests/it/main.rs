@@ -200,3 +200,116 @@ async fn errors_say_what_failed_and_what_to_do() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+/// The `.incomplete.state` sidecars under `dir`, with the bytes each records as written.
+fn recorded_partials(dir: &Path) -> Vec<u64> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(".incomplete.state")
+        })
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|state| {
+            state["chunks"]
+                .as_array()
+                .map(|chunks| chunks.iter().filter_map(|c| c[2].as_u64()).sum())
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_killed_download_resumes_from_what_it_wrote() {
+    const SIZE: usize = 3_000_000;
+    let root = tempfile::tempdir().expect("tempdir");
+    RepoBuilder::new(root.path(), "models", "acme/big")
+        .file("model.safetensors", random_bytes(9, SIZE))
+        .build()
+        .expect("fixture");
+    let e = Env {
+        hub: HubServer::builder(root.path())
+            .start()
+            .await
+            .expect("hub-server"),
+        _root: root,
+        home: tempfile::tempdir().expect("tempdir"),
+    };
+    // Slow enough that the process is killed in the middle, fast enough to record progress.
+    e.hub
+        .faults()
+        .push(hub_server::Fault::trickle(400_000).on(hub_server::Route::Cdn));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipefetch"))
+        .args([
+            "download",
+            "acme/big",
+            "model.safetensors",
+            "--progress",
+            "none",
+        ])
+        .env_clear()
+        .env("HF_ENDPOINT", e.hub.url())
+        .env("HF_HOME", e.home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let blobs = e.home.path().join("hub/models--acme--big/blobs");
+    let started = std::time::Instant::now();
+    let written = loop {
+        if let Some(&n) = recorded_partials(&blobs).iter().max()
+            && n >= 400_000
+        {
+            break n;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no progress recorded"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished too early"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // SIGKILL: nothing runs on the way out, as after an OOM kill or a lost pod.
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    assert!((written as usize) < SIZE);
+
+    e.hub.faults().clear();
+    let before = e.hub.log().entries().len();
+    let out = pipefetch(&e, &["download", "acme/big", "model.safetensors"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let path = text(&out.stdout).trim().to_string();
+    assert_eq!(std::fs::read(&path).expect("read"), random_bytes(9, SIZE));
+    // The rerun asked only for what was not recorded as written.
+    let ranges: Vec<String> = e.hub.log().entries()[before..]
+        .iter()
+        .filter(|r| r.route == hub_server::Route::Cdn)
+        .filter_map(|r| r.range.clone())
+        .collect();
+    let from: Vec<u64> = ranges
+        .iter()
+        .filter_map(|r| r.strip_prefix("bytes=")?.split('-').next()?.parse().ok())
+        .collect();
+    assert_eq!(from.len(), 1, "{ranges:?}");
+    assert!(
+        from[0] >= written,
+        "resumed at {} but {written} were recorded",
+        from[0]
+    );
+    // Nothing partial is left behind.
+    assert!(
+        std::fs::read_dir(&blobs)
+            .expect("blobs")
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().contains(".incomplete")),
+        "a partial file was left"
+    );
+}
