@@ -105,6 +105,8 @@ pub struct Tracker {
     pub bytes_done: AtomicU64,
     /// Bytes of the plan in all.
     pub bytes_total: AtomicU64,
+    /// Files in the plan.
+    pub files_total: AtomicU64,
     /// Bytes that crossed the network.
     pub bytes_downloaded: AtomicU64,
     /// Files being transferred.

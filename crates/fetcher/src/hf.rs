@@ -234,15 +234,29 @@ impl Fetcher {
             .await?;
         }
         let engine = self.begin_run(1, job.size, 0, 0);
-        let downloaded = self.run_with_heartbeat(&engine, engine.fetch(&job)).await?;
-        let (r, c, p, e) = (repo, commit, path, etag);
-        let pointer = blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
-        self.reporter.report(&Event::FileDone {
-            file: 0,
-            bytes: job.size,
-            downloaded,
-        });
-        Ok(pointer)
+        // The file's own end (done or failed) is reported inside the run, so `Done` comes last.
+        let work = async {
+            let result = async {
+                let downloaded = engine.fetch(&job).await?;
+                let (r, c, p, e) = (repo, commit, path, etag);
+                let pointer = blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
+                Ok((pointer, downloaded))
+            }
+            .await;
+            match &result {
+                Ok((_, downloaded)) => self.reporter.report(&Event::FileDone {
+                    file: 0,
+                    bytes: job.size,
+                    downloaded: *downloaded,
+                }),
+                Err(e) => self.reporter.report(&Event::FileFailed {
+                    file: 0,
+                    error: crate::render_chain(e),
+                }),
+            }
+            result.map(|(pointer, _)| pointer)
+        };
+        self.run_with_heartbeat(&engine, work).await
     }
 
     async fn cached_or(

@@ -361,6 +361,7 @@ impl Fetcher {
         let engine = self.engine();
         let tracker = engine.tracker();
         tracker.bytes_total.store(total_bytes, Ordering::Relaxed);
+        tracker.files_total.store(files, Ordering::Relaxed);
         tracker.bytes_done.store(cached_bytes, Ordering::Relaxed);
         self.reporter.report(&Event::Plan {
             files,
@@ -407,7 +408,7 @@ impl Fetcher {
             }
         };
         self.reporter.report(&Event::Done {
-            files: 0,
+            files: tracker.files_total.load(Ordering::Relaxed),
             bytes_downloaded: tracker.bytes_downloaded.load(Ordering::Relaxed),
             elapsed_ms: started.elapsed().as_millis() as u64,
         });

@@ -140,6 +140,18 @@ async fn retries_become_progress_events_of_their_file() {
         })
         .collect();
     assert_eq!(retries, vec![(Some(0), "HTTP 503".to_string(), 1)]);
+    // The file's end, then `Done` last, with the plan's file count.
+    let events = s.events.lock().expect("events").clone();
+    let n = events.len();
+    assert!(n >= 2, "{events:?}");
+    assert!(
+        matches!(events[n - 2], fetcher::Event::FileDone { file: 0, .. }),
+        "{events:?}"
+    );
+    assert!(
+        matches!(events[n - 1], fetcher::Event::Done { files: 1, .. }),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]

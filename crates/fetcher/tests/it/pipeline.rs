@@ -609,7 +609,11 @@ async fn pull_progress_has_a_plan_bytes_and_done() {
         ),
         "{plan:?}"
     );
-    assert!(matches!(events.last(), Some(Event::Done { .. })));
+    assert!(
+        matches!(events.last(), Some(Event::Done { files: 12, .. })),
+        "{:?}",
+        events.last()
+    );
     let done = events
         .iter()
         .filter(|e| matches!(e, Event::FileDone { .. }))
