@@ -664,6 +664,20 @@ impl HubClient {
             message = read_error_message(resp.body, self.inner.read_idle_timeout).await;
         }
 
+        // A plain-http request goes to the proxy itself, which may refuse it: 407, or 401 from
+        // proxies that answer like a server (tinyproxy). Neither carries the Hub's error code.
+        let proxy = resp
+            .url
+            .as_str()
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|uri| uri.scheme() == Some(&http::uri::Scheme::HTTP))
+            .and_then(|uri| self.inner.proxies.proxy_for(&uri));
+        if let Some(proxy) = proxy
+            && (status == 407 || (status == 401 && code.is_none()))
+        {
+            return Error::ProxyRejected { proxy, url, status };
+        }
         if message.as_deref() == Some("Access to this resource is disabled.")
             && let Some(repo) = ctx.repo
         {

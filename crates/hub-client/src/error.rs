@@ -19,6 +19,17 @@ pub enum Error {
         url: String,
     },
 
+    /// The HTTP proxy refused a plain-http request for want of (valid) credentials.
+    #[error("the proxy {proxy} refused the request to {url} (HTTP {status}): it wants credentials")]
+    ProxyRejected {
+        /// The proxy, as `scheme://host:port` (never with its password).
+        proxy: String,
+        /// The request.
+        url: String,
+        /// 407, or 401 from a proxy that answers like a server.
+        status: u16,
+    },
+
     /// The repository does not exist, or it is private and the request was not allowed to see it.
     #[error("repository {repo} was not found on the Hub, or it is private{}", request_id_suffix(.request_id))]
     RepoNotFound {
@@ -296,6 +307,9 @@ impl Error {
         match self {
             Error::Offline { .. } => Some(
                 "unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) to allow network access".into(),
+            ),
+            Error::ProxyRejected { .. } => Some(
+                "put the proxy's user and password in the proxy URL (http://user:password@host:port) or list the host in NO_PROXY".into(),
             ),
             Error::RepoNotFound {
                 authenticated: false,

@@ -19,23 +19,23 @@ struct Seen {
     authorization: Option<String>,
 }
 
-/// A minimal HTTP proxy: `CONNECT host:port` opens a tunnel (or, with `refuse`, answers 407);
-/// an absolute-form request is forwarded to its host as is. Each connection's first request is
-/// logged.
+/// A minimal HTTP proxy: `CONNECT host:port` opens a tunnel, an absolute-form request is forwarded
+/// to its host as is; with `refuse`, every request is answered 407. Each connection's first request
+/// is logged.
 struct TestProxy {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl TestProxy {
-    async fn start(refuse_connect: bool) -> TestProxy {
+    async fn start(refuse: bool) -> TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve(conn, Arc::clone(&log), refuse_connect));
+                tokio::spawn(serve(conn, Arc::clone(&log), refuse));
             }
         });
         TestProxy { url, seen }
@@ -46,7 +46,7 @@ impl TestProxy {
     }
 }
 
-async fn serve(mut conn: TcpStream, log: Arc<Mutex<Vec<Seen>>>, refuse_connect: bool) {
+async fn serve(mut conn: TcpStream, log: Arc<Mutex<Vec<Seen>>>, refuse: bool) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -70,15 +70,13 @@ async fn serve(mut conn: TcpStream, log: Arc<Mutex<Vec<Seen>>>, refuse_connect: 
     });
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if refuse {
+        let _ = conn
+            .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    }
     if method == "CONNECT" {
-        if refuse_connect {
-            let _ = conn
-                .write_all(
-                    b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n",
-                )
-                .await;
-            return;
-        }
         let Ok(mut upstream) = TcpStream::connect(target).await else {
             return;
         };
@@ -316,4 +314,34 @@ fn the_environment_is_read_like_python_reads_it() {
             .contains("ALL_PROXY=socks5h://p:1080: socks5h:// proxies are not supported"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_proxy_refusing_plain_http_is_named_and_not_retried() {
+    guard(async {
+        let (_root, hub) = hub().await;
+        let proxy = TestProxy::start(true).await;
+        let client = builder(&hub.url())
+            .proxy(vars(
+                &proxy.url.replace("http://", "http://me:wrong@"),
+                None,
+            ))
+            .build()
+            .unwrap();
+        let repo = hub_client::Repo::model("org/name").unwrap();
+        let err = client.repo_info(&repo, "main").await.unwrap_err();
+        assert!(
+            matches!(&err, Error::ProxyRejected { proxy: p, status: 407, .. } if *p == proxy.url),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("wrong"), "{err}");
+        assert!(
+            err.hint()
+                .unwrap()
+                .contains("http://user:password@host:port")
+        );
+        // Credentials the proxy refused are not worth a retry.
+        assert_eq!(proxy.seen().len(), 1, "{:?}", proxy.seen());
+    })
+    .await;
 }
