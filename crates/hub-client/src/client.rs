@@ -269,7 +269,7 @@ impl HubClientBuilder {
             .map_err(|e| config(&format!("TLS setup failed: {e}")))?
             .https_or_http()
             .enable_http1()
-            .wrap_connector(proxies.connector(http));
+            .wrap_connector(proxies.connector(http, self.connect_timeout));
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(self.max_connections_per_host.unwrap_or(64))
@@ -522,6 +522,15 @@ impl HubClient {
                         });
                     }
                     Ok(Err(e)) if e.is_connect() => {
+                        if let Some(p) = crate::proxy::find_proxy_error(&e)
+                            && p.auth_required
+                        {
+                            return Err(Error::ProxyRejected {
+                                proxy: p.proxy.clone(),
+                                url: current.to_string(),
+                                status: 407,
+                            });
+                        }
                         return Err(Error::Connect {
                             url: current.to_string(),
                             proxy: current

@@ -23,8 +23,10 @@
 //! | `https_proxy`, `HTTPS_PROXY`, `http_proxy`, `HTTP_PROXY`, `all_proxy`, `ALL_PROXY`, `no_proxy`, `NO_PROXY` | [`HfEnv::proxy`] | none |
 //!
 //! Proxy variables are read as Python's `urllib` (hence httpx and `huggingface_hub`) reads them: the
-//! lower-case spelling wins over the upper-case one, and `HTTP_PROXY` is ignored when
-//! `REQUEST_METHOD` is set (a CGI request could set it: "httpoxy").
+//! lower-case spelling wins over the upper-case one (set but empty, it turns the proxy off), and
+//! `HTTP_PROXY` is ignored when `REQUEST_METHOD` is set (a CGI request could set it: "httpoxy").
+//! `NO_PROXY` entries follow curl's rules (hyper-util's matcher): a domain matches its subdomains,
+//! IPs and CIDR ranges match addresses, `*` matches all; an entry with a port never matches.
 //!
 //! Booleans are true when the upper-cased value is one of `1`, `ON`, `YES`, `TRUE`. Path values get `~`
 //! and `$VAR` / `${VAR}` expansion like Python's `expanduser` + `expandvars`. The token is cleaned like
@@ -153,7 +155,11 @@ impl HfEnv {
             .filter(|n| *n > 0)
             .unwrap_or(5);
 
-        let either = |lower: &str, upper: &str| get(lower).or_else(|| get(upper));
+        // As urllib: a lower-case variable that is set wins even when empty (then: no proxy).
+        let either = |lower: &str, upper: &str| match var(lower) {
+            Some(value) => Some(value).filter(|v| !v.is_empty()),
+            None => get(upper),
+        };
         let cgi = var("REQUEST_METHOD").is_some();
         let proxy = ProxyVars {
             http: if cgi {

@@ -29,8 +29,9 @@ pub(crate) struct Proxies {
     matcher: Option<Arc<Matcher>>,
 }
 
-/// The raw values of the proxy variables, as found in the environment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The raw values of the proxy variables, as found in the environment. Its `Debug` shows the
+/// proxies without their user and password.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProxyVars {
     /// For `http://` destinations (`HTTP_PROXY`, `http_proxy`).
     pub http: Option<String>,
@@ -40,6 +41,24 @@ pub struct ProxyVars {
     pub all: Option<String>,
     /// Hosts that bypass the proxy (`NO_PROXY`, `no_proxy`).
     pub no: Option<String>,
+}
+
+impl std::fmt::Debug for ProxyVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| {
+            v.as_deref().map(|v| {
+                v.parse::<Uri>()
+                    .map(|u| shown(&u))
+                    .unwrap_or_else(|_| "…".into())
+            })
+        };
+        f.debug_struct("ProxyVars")
+            .field("http", &redacted(&self.http))
+            .field("https", &redacted(&self.https))
+            .field("all", &redacted(&self.all))
+            .field("no", &self.no)
+            .finish()
+    }
 }
 
 impl ProxyVars {
@@ -62,10 +81,17 @@ impl Proxies {
             return Ok(Proxies::none());
         }
         let mut builder = Matcher::builder();
+        // ALL_PROXY only matters where a specific one is unset; a `socks5://` ALL_PROXY beside
+        // http ones (as proxy apps set them up) must not stop us.
+        let all = if vars.http.is_some() && vars.https.is_some() {
+            &None
+        } else {
+            &vars.all
+        };
         for (name, value) in [
             ("HTTP_PROXY", &vars.http),
             ("HTTPS_PROXY", &vars.https),
-            ("ALL_PROXY", &vars.all),
+            ("ALL_PROXY", all),
         ] {
             let Some(value) = value else { continue };
             check_proxy_url(name, value)?;
@@ -99,10 +125,16 @@ impl Proxies {
         intercept.basic_auth().cloned()
     }
 
-    pub(crate) fn connector(&self, http: HttpConnector) -> ProxyConnector {
+    /// The connector; `connect_timeout` also bounds a proxy's answer to `CONNECT`.
+    pub(crate) fn connector(
+        &self,
+        http: HttpConnector,
+        connect_timeout: std::time::Duration,
+    ) -> ProxyConnector {
         ProxyConnector {
             http,
             matcher: self.matcher.clone(),
+            connect_timeout,
         }
     }
 }
@@ -141,6 +173,15 @@ fn check_proxy_url(name: &str, value: &str) -> Result<(), Error> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(refuse("the proxy URL has no host"));
     }
+    if uri
+        .authority()
+        .is_some_and(|a| a.as_str().matches('@').count() > 1)
+    {
+        // hyper-util splits at the first `@`, Python at the last: say it rather than guess.
+        return Err(refuse(
+            "more than one `@`: write an `@` inside the user or password as %40",
+        ));
+    }
     Ok(())
 }
 
@@ -154,12 +195,28 @@ fn shown(uri: &Uri) -> String {
     }
 }
 
+/// The proxy error in `e`'s chain of causes, if the failure happened on the way through a proxy.
+pub(crate) fn find_proxy_error<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a ProxyError> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<ProxyError>() {
+            return Some(found);
+        }
+        current = err.source();
+    }
+    None
+}
+
 /// A connection failure on the way through a proxy, naming the proxy.
 #[derive(Debug, thiserror::Error)]
 #[error("proxy {proxy}: {what}")]
 pub(crate) struct ProxyError {
-    proxy: String,
+    pub(crate) proxy: String,
     what: String,
+    /// The proxy answered 407 to `CONNECT`: trying again with the same credentials is pointless.
+    pub(crate) auth_required: bool,
     #[source]
     source: Option<BoxError>,
 }
@@ -169,6 +226,7 @@ pub(crate) struct ProxyError {
 pub(crate) struct ProxyConnector {
     http: HttpConnector,
     matcher: Option<Arc<Matcher>>,
+    connect_timeout: std::time::Duration,
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Result<ProxyStream, BoxError>> + Send>>;
@@ -186,15 +244,17 @@ impl tower_service::Service<Uri> for ProxyConnector {
     fn call(&mut self, dst: Uri) -> Self::Future {
         let intercept = self.matcher.as_ref().and_then(|m| m.intercept(&dst));
         let mut http = self.http.clone();
+        let connect_timeout = self.connect_timeout;
         Box::pin(async move {
             let Some(proxy) = intercept else {
                 let io = tower_service::Service::call(&mut http, dst).await?;
                 return Ok(ProxyStream { io, proxied: false });
             };
-            let fail = |what: String, source: Option<BoxError>| -> BoxError {
+            let fail = |what: String, auth_required: bool, source: Option<BoxError>| -> BoxError {
                 Box::new(ProxyError {
                     proxy: shown(proxy.uri()),
                     what,
+                    auth_required,
                     source,
                 })
             };
@@ -203,33 +263,44 @@ impl tower_service::Service<Uri> for ProxyConnector {
                 if let Some(auth) = proxy.basic_auth() {
                     tunnel = tunnel.with_auth(auth.clone());
                 }
-                let io = tower_service::Service::call(&mut tunnel, dst.clone())
-                    .await
-                    .map_err(|e| {
-                        // hyper-util does not export its tunnel error type; its messages are stable.
-                        let text = e.to_string();
-                        let what = if text.contains("authorization required") {
-                            "the proxy asks for credentials (407); put them in the proxy URL, \
+                let tunnelled = tokio::time::timeout(
+                    connect_timeout,
+                    tower_service::Service::call(&mut tunnel, dst.clone()),
+                )
+                .await
+                .map_err(|_| {
+                    fail(
+                        format!("no answer to CONNECT within {connect_timeout:?}"),
+                        false,
+                        None,
+                    )
+                })?;
+                let io = tunnelled.map_err(|e| {
+                    // hyper-util does not export its tunnel error type; its messages are stable.
+                    let text = e.to_string();
+                    let auth_required = text.contains("authorization required");
+                    let what = if auth_required {
+                        "the proxy asks for credentials (407); put them in the proxy URL, \
                              http://user:password@host:port"
-                                .to_string()
-                        } else if text.contains("failed to create underlying connection") {
-                            "could not connect".to_string()
-                        } else if text.ends_with("unsuccessful") {
-                            format!(
-                                "the proxy refused to open a tunnel to {}",
-                                dst.authority().map(|a| a.as_str()).unwrap_or("?")
-                            )
-                        } else {
-                            text
-                        };
-                        fail(what, Some(Box::new(e)))
-                    })?;
+                            .to_string()
+                    } else if text.contains("failed to create underlying connection") {
+                        "could not connect".to_string()
+                    } else if text.ends_with("unsuccessful") {
+                        format!(
+                            "the proxy refused to open a tunnel to {}",
+                            dst.authority().map(|a| a.as_str()).unwrap_or("?")
+                        )
+                    } else {
+                        text
+                    };
+                    fail(what, auth_required, Some(Box::new(e)))
+                })?;
                 // Requests inside the tunnel are ordinary origin-form requests.
                 Ok(ProxyStream { io, proxied: false })
             } else {
                 let io = tower_service::Service::call(&mut http, proxy.uri().clone())
                     .await
-                    .map_err(|e| fail("could not connect".into(), Some(Box::new(e))))?;
+                    .map_err(|e| fail("could not connect".into(), false, Some(Box::new(e))))?;
                 Ok(ProxyStream { io, proxied: true })
             }
         })
@@ -317,6 +388,37 @@ mod tests {
             Proxies::from_vars(&vars("p:3128")).is_ok(),
             "no scheme means http"
         );
+        let err = Proxies::from_vars(&vars("http://user:p@ss@p:3128"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("write an `@` inside the user or password as %40"),
+            "{err}"
+        );
+        assert!(Proxies::from_vars(&vars("http://user:p%40ss@p:3128")).is_ok());
+    }
+
+    #[test]
+    fn credentials_go_only_with_requests_the_proxy_carries() {
+        let proxies = Proxies::from_vars(&ProxyVars {
+            http: Some("http://u:pw@hp:1".into()),
+            no: Some("direct.example".into()),
+            ..ProxyVars::default()
+        })
+        .unwrap();
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        assert!(
+            proxies
+                .authorization_for(&uri("http://hub.example/x"))
+                .is_some()
+        );
+        assert!(
+            proxies
+                .authorization_for(&uri("http://direct.example/x"))
+                .is_none()
+        );
+        // No https proxy is set: https goes direct (ALL_PROXY is unset).
+        assert_eq!(proxies.proxy_for(&uri("https://hub.example/x")), None);
     }
 
     #[test]

@@ -19,23 +19,34 @@ struct Seen {
     authorization: Option<String>,
 }
 
-/// A minimal HTTP proxy: `CONNECT host:port` opens a tunnel, an absolute-form request is forwarded
-/// to its host as is; with `refuse`, every request is answered 407. Each connection's first request
-/// is logged.
+/// How the test proxy behaves.
+#[derive(Clone)]
+enum Mode {
+    /// `CONNECT host:port` opens a tunnel; an absolute-form request is forwarded to its host as is.
+    Forward,
+    /// Every request is answered 407.
+    Refuse,
+    /// Requests are read, never answered.
+    Silent,
+    /// Every tunnel goes to this address, whatever `CONNECT` asked for.
+    TunnelTo(String),
+}
+
+/// A minimal HTTP proxy (see [`Mode`]); each connection's first request is logged.
 struct TestProxy {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl TestProxy {
-    async fn start(refuse: bool) -> TestProxy {
+    async fn start(mode: Mode) -> TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&seen);
         tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve(conn, Arc::clone(&log), refuse));
+                tokio::spawn(serve(conn, Arc::clone(&log), mode.clone()));
             }
         });
         TestProxy { url, seen }
@@ -46,7 +57,7 @@ impl TestProxy {
     }
 }
 
-async fn serve(mut conn: TcpStream, log: Arc<Mutex<Vec<Seen>>>, refuse: bool) {
+async fn serve(mut conn: TcpStream, log: Arc<Mutex<Vec<Seen>>>, mode: Mode) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -70,13 +81,21 @@ async fn serve(mut conn: TcpStream, log: Arc<Mutex<Vec<Seen>>>, refuse: bool) {
     });
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if refuse {
+    if matches!(mode, Mode::Silent) {
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        return;
+    }
+    if matches!(mode, Mode::Refuse) {
         let _ = conn
             .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")
             .await;
         return;
     }
     if method == "CONNECT" {
+        let target = match &mode {
+            Mode::TunnelTo(addr) => addr.as_str(),
+            _ => target,
+        };
         let Ok(mut upstream) = TcpStream::connect(target).await else {
             return;
         };
@@ -143,7 +162,7 @@ fn vars(http: &str, no: Option<&str>) -> ProxyVars {
 async fn the_hub_and_its_cdn_are_reached_through_the_proxy_with_its_credentials() {
     guard(async {
         let (_root, hub) = hub().await;
-        let proxy = TestProxy::start(false).await;
+        let proxy = TestProxy::start(Mode::Forward).await;
         let with_credentials = proxy.url.replace("http://", "http://user:p%40ss@");
         let client = builder(&hub.url())
             .token(Some(Token::new("secret")))
@@ -185,7 +204,7 @@ async fn the_hub_and_its_cdn_are_reached_through_the_proxy_with_its_credentials(
 async fn no_proxy_hosts_are_reached_directly() {
     guard(async {
         let (_root, hub) = hub().await;
-        let proxy = TestProxy::start(false).await;
+        let proxy = TestProxy::start(Mode::Forward).await;
         let client = builder(&hub.url())
             .proxy(vars(&proxy.url, Some("127.0.0.1")))
             .build()
@@ -202,47 +221,113 @@ async fn no_proxy_hosts_are_reached_directly() {
     .await;
 }
 
+/// Listens once and keeps the first bytes a client sends (a TLS ClientHello, here).
+async fn first_bytes_recorder() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = conn.read(&mut buf).await.unwrap_or(0);
+        buf.truncate(n);
+        buf
+    });
+    (addr, task)
+}
+
+fn https_client(proxy: &str) -> hub_client::HubClient {
+    builder("https://hub.example")
+        .token(Some(Token::new("secret")))
+        .retry(RetryPolicy::no_delay())
+        .connect_timeout(std::time::Duration::from_millis(300))
+        .proxy(ProxyVars {
+            https: Some(proxy.replace("http://", "http://me:pw@")),
+            ..ProxyVars::default()
+        })
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
-async fn https_goes_through_connect_and_a_refusal_names_the_proxy() {
+async fn https_goes_through_a_connect_tunnel_with_tls_to_the_origin() {
     guard(async {
-        let proxy = TestProxy::start(true).await;
+        let (origin, hello) = first_bytes_recorder().await;
+        let proxy = TestProxy::start(Mode::TunnelTo(origin)).await;
+        let client = https_client(&proxy.url);
+        let repo = hub_client::Repo::model("org/name").unwrap();
+        // The "origin" only records the handshake, so the request fails after it.
+        let _ = client.repo_info(&repo, "main").await;
+        let seen = proxy.seen();
+        assert!(
+            seen[0].line.starts_with("CONNECT hub.example:443 "),
+            "{seen:?}"
+        );
+        assert_eq!(seen[0].proxy_auth.as_deref(), Some("Basic bWU6cHc="));
+        assert!(seen.iter().all(|s| s.authorization.is_none()), "{seen:?}");
+        // Inside the tunnel: a TLS handshake (record type 22) naming the origin, not an HTTP
+        // request in clear.
+        let hello = hello.await.unwrap();
+        assert_eq!(
+            hello.first(),
+            Some(&0x16),
+            "{:?}",
+            String::from_utf8_lossy(&hello)
+        );
+        assert!(hello.windows(11).any(|w| w == b"hub.example"));
+        assert!(!hello.windows(6).any(|w| w == b"secret"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_connect_refused_for_credentials_is_named_and_not_retried() {
+    guard(async {
+        let proxy = TestProxy::start(Mode::Refuse).await;
+        let client = https_client(&proxy.url);
+        let repo = hub_client::Repo::model("org/name").unwrap();
+        let err = client.repo_info(&repo, "main").await.unwrap_err();
+        assert_eq!(proxy.seen().len(), 1, "retried: {:?}", proxy.seen());
+        assert!(
+            matches!(&err, Error::ProxyRejected { proxy: p, status: 407, .. } if *p == proxy.url),
+            "{err:?}"
+        );
+        assert!(!format!("{err} {err:?}").contains("pw"), "{err:?}");
+        assert!(err.hint().unwrap().contains("NO_PROXY"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_proxy_is_named_when_the_connect_times_out() {
+    guard(async {
+        let proxy = TestProxy::start(Mode::Silent).await;
         let client = builder("https://hub.example")
             .retry(RetryPolicy::never())
+            .connect_timeout(std::time::Duration::from_millis(300))
             .proxy(ProxyVars {
-                https: Some(proxy.url.replace("http://", "http://me:pw@")),
+                https: Some(proxy.url.clone()),
                 ..ProxyVars::default()
             })
             .build()
             .unwrap();
         let repo = hub_client::Repo::model("org/name").unwrap();
         let err = client.repo_info(&repo, "main").await.unwrap_err();
-        let seen = proxy.seen();
-        assert_eq!(seen.len(), 1, "{seen:?}");
-        assert!(seen[0].line.starts_with("CONNECT hub.example:443 "), "{seen:?}");
-        assert_eq!(seen[0].proxy_auth.as_deref(), Some("Basic bWU6cHc="));
-        // The token and the request itself never reach the proxy in clear.
-        assert!(seen[0].authorization.is_none());
-
         let last = match &err {
             Error::RetriesExhausted { last, .. } => &**last,
             other => other,
         };
-        let proxy_addr = proxy.url.clone();
-        assert!(matches!(last, Error::Connect { proxy: Some(p), .. } if *p == proxy_addr), "{err:?}");
-        assert_eq!(
-            last.to_string(),
-            format!("could not connect to https://hub.example/api/models/org/name/revision/main through the proxy {proxy_addr}")
+        assert!(
+            matches!(last, Error::Connect { proxy: Some(p), .. } if *p == proxy.url),
+            "{err:?}"
         );
-        let chain = std::iter::successors(
-            Some(last as &dyn std::error::Error),
-            |e| e.source(),
-        )
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(" / ");
-        assert!(chain.contains("the proxy asks for credentials (407)"), "{chain}");
-        assert!(!chain.contains("pw"), "{chain}");
-        assert!(last.hint().unwrap().contains("NO_PROXY"));
+        let chain = std::iter::successors(Some(last as &dyn std::error::Error), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(" / ");
+        assert!(
+            chain.contains("no answer to CONNECT within 300ms"),
+            "{chain}"
+        );
     })
     .await;
 }
@@ -304,6 +389,29 @@ fn the_environment_is_read_like_python_reads_it() {
     // httpoxy: under CGI, HTTP_PROXY may come from a request header and is ignored.
     let cgi = env(&[("REQUEST_METHOD", "GET"), ("HTTP_PROXY", "http://evil:1")]);
     assert_eq!(cgi.proxy.http, None);
+    let cgi = env(&[("REQUEST_METHOD", "GET"), ("http_proxy", "http://mine:1")]);
+    assert_eq!(cgi.proxy.http.as_deref(), Some("http://mine:1"));
+    // Set but empty, the lower-case spelling turns the proxy off, as in Python.
+    let off = env(&[("https_proxy", ""), ("HTTPS_PROXY", "http://upper:1")]);
+    assert_eq!(off.proxy.https, None);
+    // A socks ALL_PROXY beside http proxies for both schemes is never used, so it is no error.
+    let apps = env(&[
+        ("http_proxy", "http://p:7890"),
+        ("https_proxy", "http://p:7890"),
+        ("all_proxy", "socks5://p:7891"),
+    ]);
+    assert!(
+        hub_client::HubClient::builder_from_env(&apps)
+            .build()
+            .is_ok()
+    );
+    // And the environment's Debug never shows a proxy password.
+    let secret = env(&[("HTTPS_PROXY", "http://u:hunter2@p:1")]);
+    let shown = format!("{secret:?}");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("http://p:1"),
+        "{shown}"
+    );
     // A proxy we cannot use is an error when the client is built, not a silent direct connection.
     let socks = env(&[("ALL_PROXY", "socks5h://p:1080")]);
     let err = hub_client::HubClient::builder_from_env(&socks)
@@ -320,7 +428,7 @@ fn the_environment_is_read_like_python_reads_it() {
 async fn a_proxy_refusing_plain_http_is_named_and_not_retried() {
     guard(async {
         let (_root, hub) = hub().await;
-        let proxy = TestProxy::start(true).await;
+        let proxy = TestProxy::start(Mode::Refuse).await;
         let client = builder(&hub.url())
             .proxy(vars(
                 &proxy.url.replace("http://", "http://me:wrong@"),
