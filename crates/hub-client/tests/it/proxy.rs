@@ -150,6 +150,14 @@ async fn download_weights(client: &hub_client::HubClient) -> Vec<u8> {
     bytes
 }
 
+/// The last attempt's error when retries ran out, else the error itself.
+fn final_error(err: &Error) -> &Error {
+    match err {
+        Error::RetriesExhausted { last, .. } => last,
+        other => other,
+    }
+}
+
 fn vars(http: &str, no: Option<&str>) -> ProxyVars {
     ProxyVars {
         http: Some(http.to_string()),
@@ -312,10 +320,7 @@ async fn a_silent_proxy_is_named_when_the_connect_times_out() {
             .unwrap();
         let repo = hub_client::Repo::model("org/name").unwrap();
         let err = client.repo_info(&repo, "main").await.unwrap_err();
-        let last = match &err {
-            Error::RetriesExhausted { last, .. } => &**last,
-            other => other,
-        };
+        let last = final_error(&err);
         assert!(
             matches!(last, Error::Connect { proxy: Some(p), .. } if *p == proxy.url),
             "{err:?}"
@@ -347,10 +352,7 @@ async fn a_dead_proxy_is_a_connect_error_naming_it() {
             .unwrap();
         let repo = hub_client::Repo::model("org/name").unwrap();
         let err = client.repo_info(&repo, "main").await.unwrap_err();
-        let last = match &err {
-            Error::RetriesExhausted { last, .. } => &**last,
-            other => other,
-        };
+        let last = final_error(&err);
         assert!(
             matches!(last, Error::Connect { proxy: Some(p), .. } if *p == dead_url),
             "{err:?}"
