@@ -301,8 +301,8 @@ fn ensure_fixtures(root: &Path, size_mb: u64) -> Result<Vec<Workload>> {
             "writing bench fixtures ({size_mb} MB + 1 GiB) under {}",
             root.display()
         );
-        hub_server::fixture::sd_like(root, "bench/sd-like", size_mb * 1_000_000)?;
-        hub_server::fixture::RepoBuilder::new(root, "models", "bench/single")
+        pipefetch_hub_server::fixture::sd_like(root, "bench/sd-like", size_mb * 1_000_000)?;
+        pipefetch_hub_server::fixture::RepoBuilder::new(root, "models", "bench/single")
             .random_file("model.safetensors", 42, 1 << 30)
             .build()?;
         std::fs::write(&stamp, b"")?;
@@ -373,7 +373,11 @@ fn check_bench() -> Result<()> {
     if !stamp.exists() {
         let _ = std::fs::remove_dir_all(&root);
         for i in 0..N {
-            hub_server::fixture::sd_like(&root, &format!("bench/pipe-{i:02}"), 2_000_000)?;
+            pipefetch_hub_server::fixture::sd_like(
+                &root,
+                &format!("bench/pipe-{i:02}"),
+                2_000_000,
+            )?;
         }
         std::fs::write(&stamp, b"")?;
     }

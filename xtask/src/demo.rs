@@ -68,9 +68,9 @@ fn ensure_fixture(root: &Path, base: &Path) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(root);
     eprintln!("writing the example repos (~2 GB) under {}", root.display());
-    hub_server::fixture::sd_like(root, "demo/sd-like", SCALE)
+    pipefetch_hub_server::fixture::sd_like(root, "demo/sd-like", SCALE)
         .context("writing the demo fixture")?;
-    hub_server::fixture::RepoBuilder::new(root, "models", "demo/vae-fix")
+    pipefetch_hub_server::fixture::RepoBuilder::new(root, "models", "demo/vae-fix")
         .file(
             "config.json",
             br#"{"_class_name": "AutoencoderKL", "force_upcast": false}"#.to_vec(),
@@ -83,7 +83,7 @@ fn ensure_fixture(root: &Path, base: &Path) -> Result<()> {
         text_encoder.join("config.json"),
         br#"{"architectures": ["CLIPTextModel"], "hidden_size": 768}"#,
     )?;
-    hub_server::fixture::write_safetensors_file(
+    pipefetch_hub_server::fixture::write_safetensors_file(
         &text_encoder.join("my-finetune.safetensors"),
         78,
         60_000_000,

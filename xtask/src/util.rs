@@ -67,7 +67,14 @@ pub struct Bins {
 
 /// Builds `pipefetch` and `hub-server` (release or debug) and returns their paths.
 pub fn build_bins(release: bool) -> Result<Bins> {
-    let mut args = vec!["build", "--quiet", "-p", "pipefetch", "-p", "hub-server"];
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "-p",
+        "pipefetch",
+        "-p",
+        "pipefetch-hub-server",
+    ];
     if release {
         args.push("--release");
     }

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
-use fetcher::{Fetcher, FileRequest, SnapshotRequest, human_bytes};
-use hub_client::{HfEnv, Repo, RepoId, RepoType, Token};
+use pipefetch_fetcher::{Fetcher, FileRequest, SnapshotRequest, human_bytes};
+use pipefetch_hub_client::{HfEnv, Repo, RepoId, RepoType, Token};
 
 use crate::{Command, GlobalArgs, render};
 
@@ -131,7 +131,7 @@ pub fn fetcher(global: &GlobalArgs) -> Result<Fetcher> {
     if let Some(token) = global.token.as_deref().and_then(Token::clean) {
         builder = builder.token(Some(Token::with_source(
             token,
-            hub_client::TokenSource::Explicit,
+            pipefetch_hub_client::TokenSource::Explicit,
         )));
     }
     if global.offline {
@@ -145,12 +145,12 @@ fn repo(id: &str, repo_type: RepoTypeArg) -> Result<Repo> {
     Ok(Repo::new(repo_type.into(), id))
 }
 
-pub fn cache(global: &GlobalArgs) -> hub_cache::HfCache {
+pub fn cache(global: &GlobalArgs) -> pipefetch_hub_cache::HfCache {
     let dir = global
         .cache_dir
         .clone()
         .unwrap_or_else(|| env().hub_cache.clone());
-    hub_cache::HfCache::new(dir)
+    pipefetch_hub_cache::HfCache::new(dir)
 }
 
 async fn download(args: DownloadArgs, global: &GlobalArgs) -> Result<ExitCode> {
@@ -285,9 +285,9 @@ fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<ExitCode> {
 fn rm(args: RmArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let cache = cache(global);
     let repo_type = match args.repo_type {
-        RepoTypeArg::Model => hub_cache::RepoType::Model,
-        RepoTypeArg::Dataset => hub_cache::RepoType::Dataset,
-        RepoTypeArg::Space => hub_cache::RepoType::Space,
+        RepoTypeArg::Model => pipefetch_hub_cache::RepoType::Model,
+        RepoTypeArg::Dataset => pipefetch_hub_cache::RepoType::Dataset,
+        RepoTypeArg::Space => pipefetch_hub_cache::RepoType::Space,
     };
     let report = match &args.revision {
         None => cache.delete_repo(repo_type, &args.repo)?,
@@ -321,7 +321,7 @@ fn rm(args: RmArgs, global: &GlobalArgs) -> Result<ExitCode> {
 fn validate(args: ValidateArgs) -> Result<ExitCode> {
     let mut invalid = 0;
     for path in &args.specs {
-        match pipeline_spec::load_file(path) {
+        match pipefetch_spec::load_file(path) {
             Ok(_) => eprintln!("{}: ok", path.display()),
             Err(diagnostics) => {
                 invalid += 1;

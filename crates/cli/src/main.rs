@@ -69,7 +69,7 @@ enum ProgressMode {
     Auto,
     /// Always bars.
     Bars,
-    /// One JSON object per line on stderr (schema: the `fetcher::progress` docs, version 1).
+    /// One JSON object per line on stderr (schema: the `pipefetch_fetcher::progress` docs, version 1).
     Json,
     /// Nothing.
     None,

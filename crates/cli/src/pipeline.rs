@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use fetcher::pipeline::check::list_pipelines;
-use fetcher::pipeline::plan::{Plan, Presence, SpecOrigin};
-use fetcher::pipeline::pull::PullOptions;
-use fetcher::{Fetcher, FileRequest, human_bytes};
-use hub_client::{Repo, RepoId};
-use pipeline_spec::PipelineSpec;
+use pipefetch_fetcher::pipeline::check::list_pipelines;
+use pipefetch_fetcher::pipeline::plan::{Plan, Presence, SpecOrigin};
+use pipefetch_fetcher::pipeline::pull::PullOptions;
+use pipefetch_fetcher::{Fetcher, FileRequest, human_bytes};
+use pipefetch_hub_client::{Repo, RepoId};
+use pipefetch_spec::PipelineSpec;
 
 use crate::GlobalArgs;
 use crate::commands::{cache, fetcher};
@@ -80,7 +80,7 @@ async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded>
         && arg.spec.split('/').count() >= 3
         && (arg.spec.ends_with(".yaml") || arg.spec.ends_with(".yml"));
     if !hosted {
-        return Ok(match pipeline_spec::load_file(path) {
+        return Ok(match pipefetch_spec::load_file(path) {
             Ok(spec) => Loaded::Spec(Box::new(spec), SpecOrigin::Local(path.to_path_buf())),
             Err(diagnostics) => {
                 let color = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -105,7 +105,7 @@ async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded>
         .with_context(|| format!("could not get the hosted spec {}", arg.spec))?;
     let text = std::fs::read_to_string(&local)
         .with_context(|| format!("could not read {}", local.display()))?;
-    Ok(match pipeline_spec::parse_str(&text, file) {
+    Ok(match pipefetch_spec::parse_str(&text, file) {
         Ok(spec) => Loaded::Spec(
             Box::new(spec),
             SpecOrigin::Hosted {

@@ -1,13 +1,13 @@
 //! Everything the CLI shows a person: errors (`error:` / `caused by:` / `hint:`), progress bars, and
-//! JSON progress lines. Bars and JSON lines are two renderers of the same `fetcher::Event`s.
+//! JSON progress lines. Bars and JSON lines are two renderers of the same `pipefetch_fetcher::Event`s.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use fetcher::{Event, Reporter, human_bytes};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pipefetch_fetcher::{Event, Reporter, human_bytes};
 
 /// Logs (tracing) go to stderr; `-v` and `RUST_LOG` raise the level. Warnings show by default.
 pub fn init_logging(verbose: u8) {
@@ -49,17 +49,17 @@ pub fn print_error(err: &anyhow::Error) {
 /// The first hint any layer of the chain knows.
 fn hint_of(err: &anyhow::Error) -> Option<String> {
     for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<fetcher::Error>()
+        if let Some(e) = cause.downcast_ref::<pipefetch_fetcher::Error>()
             && let Some(h) = e.hint()
         {
             return Some(h);
         }
-        if let Some(e) = cause.downcast_ref::<hub_client::Error>()
+        if let Some(e) = cause.downcast_ref::<pipefetch_hub_client::Error>()
             && let Some(h) = e.hint()
         {
             return Some(h);
         }
-        if let Some(e) = cause.downcast_ref::<hub_cache::Error>()
+        if let Some(e) = cause.downcast_ref::<pipefetch_hub_cache::Error>()
             && let Some(h) = e.hint()
         {
             return Some(h);
@@ -220,6 +220,6 @@ pub fn reporter(mode: crate::ProgressMode) -> std::sync::Arc<dyn Reporter> {
         Json => std::sync::Arc::new(JsonLines::new()),
         Bars => std::sync::Arc::new(self::Bars::new()),
         Auto if std::io::stderr().is_terminal() => std::sync::Arc::new(self::Bars::new()),
-        _ => std::sync::Arc::new(fetcher::NoProgress),
+        _ => std::sync::Arc::new(pipefetch_fetcher::NoProgress),
     }
 }

@@ -9,7 +9,7 @@
 //!   blocking thread that follows the completed prefix of ranges, re-reading it from the page cache;
 //!   only completed ranges are hashed, so a range that restarts can never slip unhashed bytes in.
 //! - **Nothing partial under a final name.** Bytes go to `blobs/<etag>.<rand>.incomplete`; only after
-//!   size and digest match is the file renamed to `blobs/<etag>` (see `hub_cache::PartialBlob`).
+//!   size and digest match is the file renamed to `blobs/<etag>` (see `pipefetch_hub_cache::PartialBlob`).
 //! - **Locks only avoid duplicate work.** The per-blob lock is taken with a bounded wait; after it,
 //!   the blob is checked again (another process may have finished it).
 //!
@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hub_cache::CacheRepo;
-use hub_client::{BodySink, HubClient, Url};
+use pipefetch_hub_cache::CacheRepo;
+use pipefetch_hub_client::{BodySink, HubClient, Url};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};

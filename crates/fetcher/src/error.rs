@@ -20,11 +20,11 @@ pub enum Error {
         context: String,
         /// The client's error (boxed: it is large, and errors are the rare path).
         #[source]
-        source: Box<hub_client::Error>,
+        source: Box<pipefetch_hub_client::Error>,
     },
     /// The cache could not be read or written.
     #[error(transparent)]
-    Cache(#[from] hub_cache::Error),
+    Cache(#[from] pipefetch_hub_cache::Error),
     /// A file is not in the cache and the network may not be used.
     #[error("{repo}: `{path}` at revision `{revision}` is not in the cache at {cache} ({why})")]
     NotCached {
@@ -76,7 +76,7 @@ pub enum Error {
         path: String,
         /// The client's error.
         #[source]
-        source: Box<hub_client::Error>,
+        source: Box<pipefetch_hub_client::Error>,
     },
     /// The disk is full.
     #[error("no space left on the device holding {dir} while writing a {size}-byte file")]
@@ -170,7 +170,7 @@ pub enum Error {
         name: String,
         /// The client's error.
         #[source]
-        source: Box<hub_client::Error>,
+        source: Box<pipefetch_hub_client::Error>,
     },
 }
 
@@ -183,14 +183,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn hub(context: impl Into<String>, source: hub_client::Error) -> Error {
+    pub(crate) fn hub(context: impl Into<String>, source: pipefetch_hub_client::Error) -> Error {
         Error::Hub {
             context: context.into(),
             source: Box::new(source),
         }
     }
 
-    pub(crate) fn transfer(job: &BlobJob, source: hub_client::Error) -> Error {
+    pub(crate) fn transfer(job: &BlobJob, source: pipefetch_hub_client::Error) -> Error {
         if let Some(io) = io_source(&source)
             && is_disk_full(io)
         {
@@ -261,7 +261,7 @@ impl From<crate::pipeline::select::SelectError> for Error {
 }
 
 /// The deepest `io::Error` in a client error's chain, if any.
-fn io_source(e: &hub_client::Error) -> Option<&io::Error> {
+fn io_source(e: &pipefetch_hub_client::Error) -> Option<&io::Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(io) = err.downcast_ref::<io::Error>() {

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use hub_cache::{CacheRepo, Lookup, TreeCache, TreeFile};
-use hub_client::{Repo, is_commit_sha};
+use pipefetch_hub_cache::{CacheRepo, Lookup, TreeCache, TreeFile};
+use pipefetch_hub_client::{Repo, is_commit_sha};
 use serde::Serialize;
 
 use crate::engine::{BlobJob, blocking};
@@ -143,7 +143,7 @@ impl Fetcher {
     /// `hf_hub_download`. A file cached at a commit costs no request at all.
     pub async fn download_file(&self, req: &FileRequest) -> Result<PathBuf> {
         let path = req.repo_path();
-        hub_cache::validate_repo_path(&path)?;
+        pipefetch_hub_cache::validate_repo_path(&path)?;
         let repo = self.cache_repo(&req.repo)?;
         let offline = self.is_offline() || req.local_files_only;
 
@@ -165,7 +165,7 @@ impl Fetcher {
         {
             Ok(m) => m,
             Err(e) => {
-                if let hub_client::Error::EntryNotFound {
+                if let pipefetch_hub_client::Error::EntryNotFound {
                     commit: Some(commit),
                     ..
                 } = &e
@@ -191,7 +191,7 @@ impl Fetcher {
                 );
                 // Like huggingface_hub: when the Hub cannot be reached (or refuses), a cached copy
                 // still answers; errors that say "this does not exist" are never masked.
-                if e.is_network() || matches!(e, hub_client::Error::RateLimited { .. }) {
+                if e.is_network() || matches!(e, pipefetch_hub_client::Error::RateLimited { .. }) {
                     return self
                         .cached_or(&repo, req, &path, Some(Error::hub(context, e)))
                         .await;
@@ -302,7 +302,7 @@ impl Fetcher {
             .filter(|(path, _)| filter.matches(path))
             .collect();
         for path in selected.keys() {
-            hub_cache::validate_repo_path(path)?;
+            pipefetch_hub_cache::validate_repo_path(path)?;
         }
         if !offline {
             record_ref(&repo, &req.revision, &commit).await?;
@@ -436,7 +436,7 @@ impl Fetcher {
         path: &str,
         listed: &Listed,
     ) -> Result<BlobJob> {
-        let url = hub_client::resolve_url(self.client.endpoint(), hub_repo, commit, path)
+        let url = pipefetch_hub_client::resolve_url(self.client.endpoint(), hub_repo, commit, path)
             .map_err(|e| Error::hub(format!("{}: bad path `{path}`", hub_repo.id), e))?;
         let mut direct_url = None;
         if self.settings.chunks(listed.size).len() > 1 {
@@ -548,7 +548,7 @@ impl Fetcher {
         let mut tree = TreeCache::default();
         for entry in entries
             .iter()
-            .filter(|e| matches!(e.kind, hub_client::EntryKind::File))
+            .filter(|e| matches!(e.kind, pipefetch_hub_client::EntryKind::File))
         {
             tree.files.insert(
                 entry.path.clone(),

@@ -2,7 +2,7 @@
 //! cache: only the files needed, each verified against its hash while it streams, with byte-level
 //! progress, and without a single request for what is already cached at a known commit.
 //!
-//! The crate composes [`hub_client`] (the Hub's HTTP protocol) and [`hub_cache`] (the on-disk cache):
+//! The crate composes [`pipefetch_hub_client`] (the Hub's HTTP protocol) and [`pipefetch_hub_cache`] (the on-disk cache):
 //!
 //! ```text
 //!   FileRequest / SnapshotRequest
@@ -25,7 +25,7 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let root = tempfile::tempdir()?;
-//! # hub_server::fixture::RepoBuilder::new(root.path(), "models", "acme/pipe")
+//! # pipefetch_hub_server::fixture::RepoBuilder::new(root.path(), "models", "acme/pipe")
 //! #     .file("model_index.json", br#"{"_class_name": "StableDiffusionPipeline",
 //! #         "unet": ["diffusers", "UNet2DConditionModel"],
 //! #         "scheduler": ["diffusers", "PNDMScheduler"]}"#.to_vec())
@@ -34,14 +34,14 @@
 //! #     .safetensors_file("unet/diffusion_pytorch_model.fp16.safetensors", 2, 2048)
 //! #     .file("scheduler/scheduler_config.json", b"{}".to_vec())
 //! #     .build()?;
-//! # let hub = hub_server::HubServer::builder(root.path()).start().await?;
+//! # let hub = pipefetch_hub_server::HubServer::builder(root.path()).start().await?;
 //! # let home = tempfile::tempdir()?;
-//! use fetcher::{Fetcher, PullOptions, SpecOrigin};
+//! use pipefetch_fetcher::{Fetcher, PullOptions, SpecOrigin};
 //!
-//! let spec = pipeline_spec::parse_str("repo_id: acme/pipe\nvariant: fp16\n", "pipe.yaml")?;
+//! let spec = pipefetch_spec::parse_str("repo_id: acme/pipe\nvariant: fp16\n", "pipe.yaml")?;
 //! let origin = SpecOrigin::Local("pipe.yaml".into());
 //! let fetcher = Fetcher::builder()
-//!     .env(hub_client::HfEnv::from_vars(|_| None)) // not this machine's HF_* variables
+//!     .env(pipefetch_hub_client::HfEnv::from_vars(|_| None)) // not this machine's HF_* variables
 //!     .endpoint(hub.url())
 //!     .hf_home(home.path())
 //!     .cache_dir(home.path().join("hub"))
@@ -64,8 +64,8 @@
 //! # Example: files and snapshots
 //!
 //! ```no_run
-//! use fetcher::{Fetcher, FileRequest, SnapshotRequest};
-//! use hub_client::Repo;
+//! use pipefetch_fetcher::{Fetcher, FileRequest, SnapshotRequest};
+//! use pipefetch_hub_client::Repo;
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! // Endpoint, token and cache folder from the HF_* environment, like huggingface_hub.
@@ -115,9 +115,9 @@ use std::time::{Duration, Instant};
 pub use engine::EngineSettings;
 pub use error::{Error, Result, human_bytes};
 pub use hf::{FileRequest, Snapshot, SnapshotFile, SnapshotRequest};
-use hub_cache::{CacheOptions, HfCache, SymlinkMode};
-use hub_client::{HfEnv, HubClient, Token};
 pub use patterns::PathFilter;
+use pipefetch_hub_cache::{CacheOptions, HfCache, SymlinkMode};
+use pipefetch_hub_client::{HfEnv, HubClient, Token};
 pub use pipeline::check::{Availability, Problem, ProblemKind};
 pub use pipeline::plan::{Plan, PlanFile, SpecOrigin};
 pub use pipeline::pull::{PipelineFolder, PullOptions};
@@ -442,14 +442,17 @@ pub(crate) async fn join_transfers(mut set: tokio::task::JoinSet<Result<u64>>) -
 
 /// Turns the client's retry callbacks into [`Event::Retry`], attributed to a file when the URL is
 /// one the engine is transferring.
-fn retry_observer(reporter: SharedReporter, urls: UrlRegistry) -> hub_client::RetryObserver {
-    Arc::new(move |e: &hub_client::RetryEvent| {
+fn retry_observer(
+    reporter: SharedReporter,
+    urls: UrlRegistry,
+) -> pipefetch_hub_client::RetryObserver {
+    Arc::new(move |e: &pipefetch_hub_client::RetryEvent| {
         let file = urls.lock().ok().and_then(|map| map.get(&e.url).copied());
         let reason = match &e.reason {
-            hub_client::RetryReason::Status(code) => format!("HTTP {code}"),
-            hub_client::RetryReason::Timeout => "timed out or too slow".to_string(),
-            hub_client::RetryReason::Connection => "connection failed".to_string(),
-            hub_client::RetryReason::BodyCut => "connection cut mid-body".to_string(),
+            pipefetch_hub_client::RetryReason::Status(code) => format!("HTTP {code}"),
+            pipefetch_hub_client::RetryReason::Timeout => "timed out or too slow".to_string(),
+            pipefetch_hub_client::RetryReason::Connection => "connection failed".to_string(),
+            pipefetch_hub_client::RetryReason::BodyCut => "connection cut mid-body".to_string(),
             _ => e.error.clone(),
         };
         reporter.report(&Event::Retry {
@@ -462,12 +465,12 @@ fn retry_observer(reporter: SharedReporter, urls: UrlRegistry) -> hub_client::Re
 }
 
 /// The cache's name for a Hub repo type.
-pub fn cache_repo_type(t: hub_client::RepoType) -> hub_cache::RepoType {
+pub fn cache_repo_type(t: pipefetch_hub_client::RepoType) -> pipefetch_hub_cache::RepoType {
     match t {
-        hub_client::RepoType::Dataset => hub_cache::RepoType::Dataset,
-        hub_client::RepoType::Space => hub_cache::RepoType::Space,
-        hub_client::RepoType::Kernel => hub_cache::RepoType::Kernel,
-        _ => hub_cache::RepoType::Model,
+        pipefetch_hub_client::RepoType::Dataset => pipefetch_hub_cache::RepoType::Dataset,
+        pipefetch_hub_client::RepoType::Space => pipefetch_hub_cache::RepoType::Space,
+        pipefetch_hub_client::RepoType::Kernel => pipefetch_hub_cache::RepoType::Kernel,
+        _ => pipefetch_hub_cache::RepoType::Model,
     }
 }
 

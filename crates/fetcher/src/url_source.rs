@@ -58,7 +58,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use hub_client::{Auth, BodySink, ByteRange, DownloadHead, HubClient, ResponseInfo, Token, Url};
+use pipefetch_hub_client::{
+    Auth, BodySink, ByteRange, DownloadHead, HubClient, ResponseInfo, Token, Url,
+};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
@@ -573,7 +575,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn transfer_error(&self, source: hub_client::Error) -> Error {
+    fn transfer_error(&self, source: pipefetch_hub_client::Error) -> Error {
         Error::UrlTransfer {
             url: self.url.to_string(),
             name: self.req.name.clone(),
@@ -647,7 +649,7 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
                 }
             }
         } else if head.status != 200 {
-            return Err(ctx.transfer_error(hub_client::Error::Protocol {
+            return Err(ctx.transfer_error(pipefetch_hub_client::Error::Protocol {
                 url: head.final_url.to_string(),
                 what: format!("status {} to a request without Range", head.status),
             }));
@@ -681,7 +683,7 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
             validators
                 .size
                 .filter(|&size| sink.position() < size)
-                .map(|size| hub_client::Error::BodyCut {
+                .map(|size| pipefetch_hub_client::Error::BodyCut {
                     url: head.final_url.to_string(),
                     received: sink.position(),
                     expected: size,
@@ -738,11 +740,11 @@ fn sink_error(ctx: &Ctx<'_>, sink: &UrlSink<'_>, e: io::Error) -> Error {
 }
 
 /// The error for a failed client download, which may hide a refusal or a disk error.
-fn sink_error_hub(ctx: &Ctx<'_>, sink: &UrlSink<'_>, e: hub_client::Error) -> Error {
+fn sink_error_hub(ctx: &Ctx<'_>, sink: &UrlSink<'_>, e: pipefetch_hub_client::Error) -> Error {
     if let Some(what) = &sink.refused {
         return ctx.not_weights(what.clone());
     }
-    if let hub_client::Error::Io { source, .. } = &e {
+    if let pipefetch_hub_client::Error::Io { source, .. } = &e {
         let e = io::Error::new(source.kind(), source.to_string());
         return ctx.write_error(e, sink.total());
     }
@@ -750,11 +752,11 @@ fn sink_error_hub(ctx: &Ctx<'_>, sink: &UrlSink<'_>, e: hub_client::Error) -> Er
 }
 
 /// The HTTP status of a client error, looking through "retries exhausted".
-fn http_status(e: &hub_client::Error) -> Option<u16> {
+fn http_status(e: &pipefetch_hub_client::Error) -> Option<u16> {
     match e {
-        hub_client::Error::Http { status, .. } => Some(*status),
-        hub_client::Error::InvalidToken { .. } => Some(401),
-        hub_client::Error::RetriesExhausted { last, .. } => http_status(last),
+        pipefetch_hub_client::Error::Http { status, .. } => Some(*status),
+        pipefetch_hub_client::Error::InvalidToken { .. } => Some(401),
+        pipefetch_hub_client::Error::RetriesExhausted { last, .. } => http_status(last),
         _ => None,
     }
 }
@@ -1232,8 +1234,8 @@ fn not_weights(id: &str, civitai: bool, name: &str, authenticated: bool, what: S
 }
 
 /// What to do about a failed download of `url` (for [`Error::hint`]).
-pub(crate) fn transfer_hint(url: &str, e: &hub_client::Error) -> Option<String> {
-    use hub_client::Error as E;
+pub(crate) fn transfer_hint(url: &str, e: &pipefetch_hub_client::Error) -> Option<String> {
+    use pipefetch_hub_client::Error as E;
     let status = http_status(e);
     if matches!(status, Some(401 | 403)) {
         let civitai = Url::parse(url).is_ok_and(|u| is_civitai(&u));

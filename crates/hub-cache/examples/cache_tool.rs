@@ -1,22 +1,24 @@
 //! A small tool to check interoperability with Python's huggingface_hub by hand.
 //!
 //! ```text
-//! cargo run -p hub-cache --example cache_tool -- build <cache dir>   # write a sample cache
-//! cargo run -p hub-cache --example cache_tool -- scan <cache dir>    # print what we read
-//! cargo run -p hub-cache --example cache_tool -- lookup <cache dir> <repo id> <revision> <path>
-//! cargo run -p hub-cache --example cache_tool -- many <cache dir> 50         # 50 repos for timing
-//! cargo run -p hub-cache --example cache_tool -- time-scan <cache dir>
+//! cargo run -p pipefetch-hub-cache --example cache_tool -- build <cache dir>   # write a sample cache
+//! cargo run -p pipefetch-hub-cache --example cache_tool -- scan <cache dir>    # print what we read
+//! cargo run -p pipefetch-hub-cache --example cache_tool -- lookup <cache dir> <repo id> <revision> <path>
+//! cargo run -p pipefetch-hub-cache --example cache_tool -- many <cache dir> 50         # 50 repos for timing
+//! cargo run -p pipefetch-hub-cache --example cache_tool -- time-scan <cache dir>
 //! ```
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use hub_cache::{CacheOptions, HfCache, Lookup, RepoType, SymlinkMode, TreeCache, TreeFile};
+use pipefetch_hub_cache::{
+    CacheOptions, HfCache, Lookup, RepoType, SymlinkMode, TreeCache, TreeFile,
+};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
-fn build(root: &str) -> Result<(), hub_cache::Error> {
+fn build(root: &str) -> Result<(), pipefetch_hub_cache::Error> {
     // Honour HF_HUB_DISABLE_SYMLINKS=1 to check the no-symlink layout against Python too.
     let disabled = std::env::var("HF_HUB_DISABLE_SYMLINKS").is_ok_and(|v| v == "1");
     let mode = if disabled {
@@ -38,7 +40,7 @@ fn build(root: &str) -> Result<(), hub_cache::Error> {
         let blob = repo.begin_blob(&etag)?;
         blob.file()
             .write_all(bytes)
-            .map_err(|e| hub_cache::Error::Io {
+            .map_err(|e| pipefetch_hub_cache::Error::Io {
                 op: "write",
                 path: blob.path().to_path_buf(),
                 source: e,
@@ -66,7 +68,7 @@ fn build(root: &str) -> Result<(), hub_cache::Error> {
     Ok(())
 }
 
-fn scan(root: &str) -> Result<(), hub_cache::Error> {
+fn scan(root: &str) -> Result<(), pipefetch_hub_cache::Error> {
     let info = HfCache::new(root).scan()?;
     for repo in &info.repos {
         println!(
@@ -94,7 +96,12 @@ fn scan(root: &str) -> Result<(), hub_cache::Error> {
     Ok(())
 }
 
-fn lookup(root: &str, repo_id: &str, revision: &str, path: &str) -> Result<(), hub_cache::Error> {
+fn lookup(
+    root: &str,
+    repo_id: &str,
+    revision: &str,
+    path: &str,
+) -> Result<(), pipefetch_hub_cache::Error> {
     let repo = HfCache::new(root).repo(RepoType::Model, repo_id)?;
     match repo.lookup(revision, path)? {
         Lookup::Found(p) => println!("found {}", p.display()),
@@ -111,7 +118,7 @@ fn lookup(root: &str, repo_id: &str, revision: &str, path: &str) -> Result<(), h
 }
 
 /// Builds `n` repos of 12 files over two revisions each, to time scans.
-fn many(root: &str, n: usize) -> Result<(), hub_cache::Error> {
+fn many(root: &str, n: usize) -> Result<(), pipefetch_hub_cache::Error> {
     let cache = HfCache::new(root);
     for r in 0..n {
         let repo = cache.repo(RepoType::Model, &format!("org/repo{r}"))?;
@@ -134,7 +141,7 @@ fn many(root: &str, n: usize) -> Result<(), hub_cache::Error> {
 }
 
 /// Times repeated scans (best of 20).
-fn time_scan(root: &str) -> Result<(), hub_cache::Error> {
+fn time_scan(root: &str) -> Result<(), pipefetch_hub_cache::Error> {
     let cache = HfCache::new(root);
     let mut best = std::time::Duration::MAX;
     let mut repos = 0;

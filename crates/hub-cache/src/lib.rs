@@ -24,9 +24,9 @@
 //!
 //! ```
 //! use std::io::Write;
-//! use hub_cache::{HfCache, Lookup, RepoType};
+//! use pipefetch_hub_cache::{HfCache, Lookup, RepoType};
 //!
-//! # fn main() -> Result<(), hub_cache::Error> {
+//! # fn main() -> Result<(), pipefetch_hub_cache::Error> {
 //! # let dir = tempfile::tempdir().unwrap();
 //! let cache = HfCache::new(dir.path());
 //! let repo = cache.repo(RepoType::Model, "org/name")?;

@@ -5,9 +5,9 @@
 //! know the cache: the fetcher decides where bytes go.
 //!
 //! ```no_run
-//! use hub_client::{HfEnv, HubClient, Repo};
+//! use pipefetch_hub_client::{HfEnv, HubClient, Repo};
 //!
-//! # async fn run() -> Result<(), hub_client::Error> {
+//! # async fn run() -> Result<(), pipefetch_hub_client::Error> {
 //! let client = HubClient::from_env(&HfEnv::from_env())?;
 //! let repo = Repo::model("openai-community/gpt2")?;
 //! let meta = client.file_metadata(&repo, "main", "config.json").await?;

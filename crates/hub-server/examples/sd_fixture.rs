@@ -1,5 +1,5 @@
 //! Writes a Stable-Diffusion-shaped repo for manual checks and benchmarks:
-//! `cargo run -p hub-server --example sd_fixture -- ROOT ORG/NAME WEIGHT_BYTES`.
+//! `cargo run -p pipefetch-hub-server --example sd_fixture -- ROOT ORG/NAME WEIGHT_BYTES`.
 
 use std::time::Instant;
 
@@ -9,7 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: sd_fixture ROOT ORG/NAME WEIGHT_BYTES".into());
     };
     let start = Instant::now();
-    let dir = hub_server::fixture::sd_like(std::path::Path::new(root), id, scale.parse()?)?;
+    let dir =
+        pipefetch_hub_server::fixture::sd_like(std::path::Path::new(root), id, scale.parse()?)?;
     println!("wrote {} in {:.2?}", dir.display(), start.elapsed());
     Ok(())
 }

@@ -115,8 +115,8 @@ enum Content {
 /// Builds one repository folder under a server root.
 ///
 /// ```no_run
-/// # fn main() -> Result<(), hub_server::Error> {
-/// let dir = hub_server::fixture::RepoBuilder::new("/tmp/root", "models", "org/name")
+/// # fn main() -> Result<(), pipefetch_hub_server::Error> {
+/// let dir = pipefetch_hub_server::fixture::RepoBuilder::new("/tmp/root", "models", "org/name")
 ///     .file("unet/config.json", br#"{"a": 1}"#.to_vec())
 ///     .random_file("unet/diffusion_pytorch_model.safetensors", 7, 4096)
 ///     .gated()

@@ -32,7 +32,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use hub_server::{HubServer, Route, fixture::RepoBuilder, faults::Fault};
+//! use pipefetch_hub_server::{HubServer, Route, fixture::RepoBuilder, faults::Fault};
 //!
 //! let root = tempfile::tempdir()?;
 //! RepoBuilder::new(root.path(), "models", "org/name")

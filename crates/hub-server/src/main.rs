@@ -28,7 +28,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         cdn_addr: loopback,
         cdn_host: None,
         token: None,
-        page_size: hub_server::DEFAULT_PAGE_SIZE,
+        page_size: pipefetch_hub_server::DEFAULT_PAGE_SIZE,
     };
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
@@ -87,7 +87,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut builder = hub_server::HubServer::builder(args.root)
+    let mut builder = pipefetch_hub_server::HubServer::builder(args.root)
         .addr(args.addr)
         .cdn_addr(args.cdn_addr)
         .page_size(args.page_size);

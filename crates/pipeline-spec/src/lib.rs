@@ -8,7 +8,7 @@
 //! remote file or a local folder exists is checked when pulling.
 //!
 //! ```
-//! use pipeline_spec::{ComponentSource, parse_str};
+//! use pipefetch_spec::{ComponentSource, parse_str};
 //!
 //! let yaml = "\
 //! repo_id: stabilityai/stable-diffusion-xl-base-1.0

@@ -209,7 +209,7 @@ impl VariantPref {
     /// The preference list to try in order, given the spec's top-level variant.
     ///
     /// ```
-    /// use pipeline_spec::VariantPref;
+    /// use pipefetch_spec::VariantPref;
     /// assert_eq!(
     ///     VariantPref::Inherit.resolve(Some("fp16")),
     ///     vec![Some("fp16".to_owned()), None]

@@ -18,9 +18,9 @@ pub const MAX_VARIANT_LEN: usize = 64;
 /// neither starting nor ending with `-` or `.`, and without `--` or `..`.
 ///
 /// ```
-/// assert!(pipeline_spec::validate_repo_id("stabilityai/stable-diffusion-xl-base-1.0").is_ok());
+/// assert!(pipefetch_spec::validate_repo_id("stabilityai/stable-diffusion-xl-base-1.0").is_ok());
 /// assert_eq!(
-///     pipeline_spec::validate_repo_id("gpt2").unwrap_err(),
+///     pipefetch_spec::validate_repo_id("gpt2").unwrap_err(),
 ///     "expected ORG/NAME with exactly one `/`"
 /// );
 /// ```
@@ -68,9 +68,9 @@ fn validate_repo_part(part: &str, what: &str) -> Result<(), String> {
 /// dot-leading segment, not ending in `.lock`), at most 255 bytes.
 ///
 /// ```
-/// assert!(pipeline_spec::validate_revision("main").is_ok());
-/// assert!(pipeline_spec::validate_revision("refs/pr/12").is_ok());
-/// assert!(pipeline_spec::validate_revision("../../etc").is_err());
+/// assert!(pipefetch_spec::validate_revision("main").is_ok());
+/// assert!(pipefetch_spec::validate_revision("refs/pr/12").is_ok());
+/// assert!(pipefetch_spec::validate_revision("../../etc").is_err());
 /// ```
 pub fn validate_revision(revision: &str) -> Result<(), String> {
     if revision.is_empty() {
@@ -111,8 +111,8 @@ pub fn validate_revision(revision: &str) -> Result<(), String> {
 /// change which file is meant.
 ///
 /// ```
-/// assert!(pipeline_spec::validate_variant("fp16").is_ok());
-/// assert!(pipeline_spec::validate_variant("fp16.safetensors").is_err());
+/// assert!(pipefetch_spec::validate_variant("fp16").is_ok());
+/// assert!(pipefetch_spec::validate_variant("fp16.safetensors").is_err());
 /// ```
 pub fn validate_variant(variant: &str) -> Result<(), String> {
     if variant.is_empty() {
@@ -143,9 +143,9 @@ pub fn validate_variant(variant: &str) -> Result<(), String> {
 /// These paths are joined to a local directory, so each rule closes a way to write outside it.
 ///
 /// ```
-/// assert!(pipeline_spec::validate_relative_path("vae/config.json").is_ok());
+/// assert!(pipefetch_spec::validate_relative_path("vae/config.json").is_ok());
 /// assert_eq!(
-///     pipeline_spec::validate_relative_path("../x").unwrap_err(),
+///     pipefetch_spec::validate_relative_path("../x").unwrap_err(),
 ///     "`..` segments are not allowed"
 /// );
 /// ```
@@ -189,8 +189,8 @@ pub fn validate_relative_path(path: &str) -> Result<(), String> {
 /// with `_` are reserved by `model_index.json` (`_class_name`, `_diffusers_version`).
 ///
 /// ```
-/// assert!(pipeline_spec::validate_component_name("text_encoder_2").is_ok());
-/// assert!(pipeline_spec::validate_component_name("_class_name").is_err());
+/// assert!(pipefetch_spec::validate_component_name("text_encoder_2").is_ok());
+/// assert!(pipefetch_spec::validate_component_name("_class_name").is_err());
 /// ```
 pub fn validate_component_name(name: &str) -> Result<(), String> {
     let Some(first) = name.chars().next() else {
@@ -249,9 +249,9 @@ pub fn validate_spec_name(name: &str) -> Result<(), String> {
 /// `127.0.0.0/8`, `[::1]`), with a host and no whitespace.
 ///
 /// ```
-/// assert!(pipeline_spec::validate_url("https://civitai.com/api/download/models/1234").is_ok());
-/// assert!(pipeline_spec::validate_url("http://127.0.0.1:8080/x").is_ok());
-/// assert!(pipeline_spec::validate_url("http://example.com/x").is_err());
+/// assert!(pipefetch_spec::validate_url("https://civitai.com/api/download/models/1234").is_ok());
+/// assert!(pipefetch_spec::validate_url("http://127.0.0.1:8080/x").is_ok());
+/// assert!(pipefetch_spec::validate_url("http://example.com/x").is_err());
 /// ```
 pub fn validate_url(url: &str) -> Result<(), String> {
     if let Some(bad) = url.chars().find(|c| c.is_whitespace() || c.is_control()) {

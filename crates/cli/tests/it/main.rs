@@ -3,8 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use hub_server::HubServer;
-use hub_server::fixture::{RepoBuilder, random_bytes};
+use pipefetch_hub_server::HubServer;
+use pipefetch_hub_server::fixture::{RepoBuilder, random_bytes};
 
 const TOKEN: &str = "hf_cli_test_token";
 
@@ -243,7 +243,7 @@ async fn a_killed_download_resumes_from_what_it_wrote() {
     // Slow enough that the process is killed in the middle, fast enough to record progress.
     e.hub
         .faults()
-        .push(hub_server::Fault::trickle(400_000).on(hub_server::Route::Cdn));
+        .push(pipefetch_hub_server::Fault::trickle(400_000).on(pipefetch_hub_server::Route::Cdn));
     let mut child = Command::new(env!("CARGO_BIN_EXE_pipefetch"))
         .args([
             "download",
@@ -291,7 +291,7 @@ async fn a_killed_download_resumes_from_what_it_wrote() {
     // The rerun asked only for what was not recorded as written.
     let ranges: Vec<String> = e.hub.log().entries()[before..]
         .iter()
-        .filter(|r| r.route == hub_server::Route::Cdn)
+        .filter(|r| r.route == pipefetch_hub_server::Route::Cdn)
         .filter_map(|r| r.range.clone())
         .collect();
     let from: Vec<u64> = ranges

@@ -91,7 +91,7 @@ fn build(fetcher: &Fetcher, plan: &Plan, dir: &Path) -> Result<()> {
     let symlinks = fetcher.cache().symlinks_supported();
     let mut manifest_files = Vec::with_capacity(plan.files.len());
     for file in &plan.files {
-        hub_cache::validate_repo_path(&file.target)?;
+        pipefetch_hub_cache::validate_repo_path(&file.target)?;
         let dest = dir.join(&file.target);
         if let Some(p) = dest.parent() {
             fs::create_dir_all(p).map_err(|e| Error::io("create", p, e))?;

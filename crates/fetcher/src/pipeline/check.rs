@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hub_cache::FileState;
-use pipeline_spec::PipelineSpec;
+use pipefetch_hub_cache::FileState;
+use pipefetch_spec::PipelineSpec;
 use serde::Serialize;
 
 use super::assemble::{self, MANIFEST};

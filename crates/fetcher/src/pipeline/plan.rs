@@ -10,9 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use hub_cache::{CacheRepo, FileState, Lookup};
-use hub_client::{Repo, RepoId, RepoType, Url};
-use pipeline_spec::{ComponentSource, ModelIndexOverride, PipelineSpec};
+use pipefetch_hub_cache::{CacheRepo, FileState, Lookup};
+use pipefetch_hub_client::{Repo, RepoId, RepoType, Url};
+use pipefetch_spec::{ComponentSource, ModelIndexOverride, PipelineSpec};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -320,7 +320,7 @@ async fn plan_with(
                 } else {
                     format!("{dir}/{raw}")
                 };
-                hub_cache::validate_repo_path(&joined)?;
+                pipefetch_hub_cache::validate_repo_path(&joined)?;
                 let state = resolver.repo(repo.id.as_str(), revision).await?;
                 let (r, c) = (state.repo.clone(), state.commit.clone());
                 resolver.read_small(&r, &c, &joined).await?

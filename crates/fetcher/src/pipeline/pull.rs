@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hub_client::{Repo, RepoId};
-use pipeline_spec::PipelineSpec;
+use pipefetch_hub_client::{Repo, RepoId};
+use pipefetch_spec::PipelineSpec;
 use serde::Serialize;
 
 use super::assemble;
@@ -43,12 +43,12 @@ impl Fetcher {
     /// folder `DiffusionPipeline.from_pretrained(folder)` loads as is. Returns the folder.
     ///
     /// ```no_run
-    /// use fetcher::Fetcher;
-    /// use fetcher::pipeline::plan::SpecOrigin;
-    /// use fetcher::pipeline::pull::PullOptions;
+    /// use pipefetch_fetcher::Fetcher;
+    /// use pipefetch_fetcher::pipeline::plan::SpecOrigin;
+    /// use pipefetch_fetcher::pipeline::pull::PullOptions;
     ///
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// let spec = pipeline_spec::load_file("examples/sdxl-fp16-vae-fix.yaml")?;
+    /// let spec = pipefetch_spec::load_file("examples/sdxl-fp16-vae-fix.yaml")?;
     /// let fetcher = Fetcher::from_env()?;
     /// let origin = SpecOrigin::Local("examples/sdxl-fp16-vae-fix.yaml".into());
     /// let folder = fetcher.download_diffusers_pipeline(&spec, &origin, &PullOptions::default()).await?;
@@ -164,7 +164,7 @@ impl Fetcher {
                 let cache_repo = self.cache().repo(cache_repo_type(*repo_type), repo)?;
                 let (r, c, p, size) = (cache_repo.clone(), commit.clone(), path.clone(), file.size);
                 let state = blocking(move || Ok(r.check_file(&c, &p, size)?)).await?;
-                if matches!(state, hub_cache::FileState::Ok { .. }) {
+                if matches!(state, pipefetch_hub_cache::FileState::Ok { .. }) {
                     return Ok(None);
                 }
                 let listed = Listed {
@@ -184,7 +184,7 @@ impl Fetcher {
                 if file.presence == Presence::Cached {
                     return Ok(None);
                 }
-                let parsed = hub_client::Url::parse(url)
+                let parsed = pipefetch_hub_client::Url::parse(url)
                     .map_err(|e| Error::Invalid(format!("bad URL {url}: {e}")))?;
                 let name = file
                     .target

@@ -54,7 +54,7 @@
 //!
 //! # Example
 //! ```
-//! use fetcher::pipeline::select::{parse_model_index, select_pipeline, Listing, SelectOptions};
+//! use pipefetch_fetcher::pipeline::select::{parse_model_index, select_pipeline, Listing, SelectOptions};
 //!
 //! let index = parse_model_index(br#"{"_class_name": "StableDiffusionPipeline",
 //!     "unet": ["diffusers", "UNet2DConditionModel"], "scheduler": ["diffusers", "PNDMScheduler"]}"#)?;

@@ -1,7 +1,7 @@
 //! hf_hub_download equivalent: cache hits without requests, errors, auth.
 
-use fetcher::{Error, FileRequest};
-use hub_client::Repo;
+use pipefetch_fetcher::{Error, FileRequest};
+use pipefetch_hub_client::Repo;
 
 use crate::support::{Setup, TOKEN};
 
@@ -85,7 +85,7 @@ async fn missing_file_is_remembered_in_no_exist() {
         .download_file(&file("nope.json"))
         .await
         .expect_err("missing");
-    let text = fetcher::render_chain(&err);
+    let text = pipefetch_fetcher::render_chain(&err);
     assert!(text.contains("nope.json"), "{text}");
     let marker = s
         .cache_dir()

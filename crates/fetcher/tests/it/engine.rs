@@ -1,9 +1,9 @@
 //! The transfer engine under faults: verification, resume, ranges, concurrency.
 
-use fetcher::{Error, FileRequest, SnapshotRequest};
-use hub_client::Repo;
-use hub_server::Route;
-use hub_server::faults::Fault;
+use pipefetch_fetcher::{Error, FileRequest, SnapshotRequest};
+use pipefetch_hub_client::Repo;
+use pipefetch_hub_server::Route;
+use pipefetch_hub_server::faults::Fault;
 
 use crate::support::{Setup, read_tree};
 
@@ -110,11 +110,11 @@ async fn retries_become_progress_events_of_their_file() {
         .push(Fault::status(503).on(Route::Cdn).times(1));
     // The client must be built by the fetcher for its retry callbacks to be wired.
     let events = std::sync::Arc::clone(&s.events);
-    let fetcher = fetcher::Fetcher::builder()
-        .env(hub_client::HfEnv::from_vars(|_| None))
+    let fetcher = pipefetch_fetcher::Fetcher::builder()
+        .env(pipefetch_hub_client::HfEnv::from_vars(|_| None))
         .endpoint(s.hub.url())
         .cache_dir(s.cache_dir())
-        .reporter(std::sync::Arc::new(move |e: &fetcher::Event| {
+        .reporter(std::sync::Arc::new(move |e: &pipefetch_fetcher::Event| {
             events.lock().expect("events").push(e.clone())
         }))
         .build()
@@ -130,7 +130,7 @@ async fn retries_become_progress_events_of_their_file() {
         .expect("events")
         .iter()
         .filter_map(|e| match e {
-            fetcher::Event::Retry {
+            pipefetch_fetcher::Event::Retry {
                 file,
                 reason,
                 attempt,
@@ -145,11 +145,17 @@ async fn retries_become_progress_events_of_their_file() {
     let n = events.len();
     assert!(n >= 2, "{events:?}");
     assert!(
-        matches!(events[n - 2], fetcher::Event::FileDone { file: 0, .. }),
+        matches!(
+            events[n - 2],
+            pipefetch_fetcher::Event::FileDone { file: 0, .. }
+        ),
         "{events:?}"
     );
     assert!(
-        matches!(events[n - 1], fetcher::Event::Done { files: 1, .. }),
+        matches!(
+            events[n - 1],
+            pipefetch_fetcher::Event::Done { files: 1, .. }
+        ),
         "{events:?}"
     );
 }
@@ -169,10 +175,10 @@ async fn two_fetchers_on_one_cache_download_each_blob_once() {
 }
 
 /// A client that gives up at the first failure and notices a stall fast: an "interrupted" run.
-fn fragile(s: &Setup) -> hub_client::HubClient {
-    hub_client::HubClient::builder()
+fn fragile(s: &Setup) -> pipefetch_hub_client::HubClient {
+    pipefetch_hub_client::HubClient::builder()
         .endpoint(s.hub.url())
-        .retry(hub_client::RetryPolicy::never())
+        .retry(pipefetch_hub_client::RetryPolicy::never())
         .read_idle_timeout(std::time::Duration::from_millis(300))
         .build()
         .expect("client")
@@ -290,11 +296,11 @@ async fn bytes_sent_again_after_an_inline_hash_are_hashed_from_disk() {
     s.hub
         .faults()
         .push(Fault::ignore_range().on(Route::Cdn).times(1));
-    let fetcher = fetcher::Fetcher::builder()
-        .env(hub_client::HfEnv::from_vars(|_| None))
+    let fetcher = pipefetch_fetcher::Fetcher::builder()
+        .env(pipefetch_hub_client::HfEnv::from_vars(|_| None))
         .client(s.client(None))
         .cache_dir(s.cache_dir())
-        .engine_settings(fetcher::EngineSettings {
+        .engine_settings(pipefetch_fetcher::EngineSettings {
             connections: 2,
             min_chunk: 4 << 20,
             max_chunk: 8 << 20,

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fetcher::pipeline::check::{ProblemKind, list_pipelines};
-use fetcher::pipeline::plan::{Presence, SpecOrigin};
-use fetcher::pipeline::pull::PullOptions;
-use fetcher::{EngineSettings, Event, Fetcher};
-use hub_client::{HfEnv, HubClient, RetryPolicy};
-use hub_server::fixture::{RepoBuilder, random_bytes};
-use hub_server::{HubServer, Route};
+use pipefetch_fetcher::pipeline::check::{ProblemKind, list_pipelines};
+use pipefetch_fetcher::pipeline::plan::{Presence, SpecOrigin};
+use pipefetch_fetcher::pipeline::pull::PullOptions;
+use pipefetch_fetcher::{EngineSettings, Event, Fetcher};
+use pipefetch_hub_client::{HfEnv, HubClient, RetryPolicy};
+use pipefetch_hub_server::fixture::{RepoBuilder, random_bytes};
+use pipefetch_hub_server::{HubServer, Route};
 
 use crate::support::read_tree;
 
@@ -196,14 +196,14 @@ impl World {
             .expect("fetcher")
     }
 
-    fn spec(&self, name: &str, yaml: &str) -> (pipeline_spec::PipelineSpec, SpecOrigin) {
+    fn spec(&self, name: &str, yaml: &str) -> (pipefetch_spec::PipelineSpec, SpecOrigin) {
         let path = self.specs.path().join(format!("{name}.yaml"));
         std::fs::write(&path, yaml).expect("write spec");
-        let spec = pipeline_spec::load_file(&path).unwrap_or_else(|d| panic!("{d}"));
+        let spec = pipefetch_spec::load_file(&path).unwrap_or_else(|d| panic!("{d}"));
         (spec, SpecOrigin::Local(path))
     }
 
-    async fn pull(&self, name: &str, yaml: &str) -> fetcher::Result<PathBuf> {
+    async fn pull(&self, name: &str, yaml: &str) -> pipefetch_fetcher::Result<PathBuf> {
         let (spec, origin) = self.spec(name, yaml);
         let out = self
             .fetcher(false)
@@ -469,7 +469,7 @@ async fn a_missing_variant_is_a_clear_error_naming_what_exists() {
         .pull("bad", "repo_id: acme/pipe\ncomponents:\n  unet:\n    hf_repo: acme/pipe/unet\n    variant: bf16\n")
         .await
         .expect_err("no bf16");
-    let text = fetcher::render_chain(&err);
+    let text = pipefetch_fetcher::render_chain(&err);
     assert!(text.contains("bf16"), "{text}");
     assert!(text.contains("fp16"), "{text}");
 }
@@ -517,13 +517,17 @@ async fn plans_report_sizes_and_what_is_cached() {
 async fn a_hosted_spec_resolves_its_paths_in_its_repo() {
     let w = World::new().await;
     let fetcher = w.fetcher(false);
-    let repo = hub_client::Repo::model("acme/defs").expect("id");
+    let repo = pipefetch_hub_client::Repo::model("acme/defs").expect("id");
     let local = fetcher
-        .download_file(&fetcher::FileRequest::new(repo.clone(), "pipes/fp16.yaml"))
+        .download_file(&pipefetch_fetcher::FileRequest::new(
+            repo.clone(),
+            "pipes/fp16.yaml",
+        ))
         .await
         .expect("spec");
     let text = std::fs::read_to_string(local).expect("read");
-    let spec = pipeline_spec::parse_str(&text, "pipes/fp16.yaml").unwrap_or_else(|d| panic!("{d}"));
+    let spec =
+        pipefetch_spec::parse_str(&text, "pipes/fp16.yaml").unwrap_or_else(|d| panic!("{d}"));
     let origin = SpecOrigin::Hosted {
         repo,
         revision: "main".into(),
@@ -646,7 +650,7 @@ async fn two_pulls_of_one_pipeline_at_once_both_succeed_and_download_once() {
 async fn a_stalled_transfer_still_sends_heartbeats() {
     let w = World::new().await;
     w.hub.faults().push(
-        hub_server::Fault::stall_after(100, Some(std::time::Duration::from_millis(2500)))
+        pipefetch_hub_server::Fault::stall_after(100, Some(std::time::Duration::from_millis(2500)))
             .on(Route::Cdn)
             .path_contains("unet")
             .times(1),
@@ -670,13 +674,13 @@ async fn retries_in_a_pull_are_events_of_their_file_whatever_the_source() {
     let hub = w.hub.url();
     // One 503 for a URL source's request and one for a Hub weights file on the CDN.
     w.hub.faults().push(
-        hub_server::Fault::status(503)
+        pipefetch_hub_server::Fault::status(503)
             .on(Route::Resolve)
             .path_contains("tokenizer/vocab.json")
             .times(1),
     );
     w.hub.faults().push(
-        hub_server::Fault::status(503)
+        pipefetch_hub_server::Fault::status(503)
             .on(Route::Cdn)
             .path_contains("vae")
             .times(1),

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fetcher::pipeline::select::{
+use pipefetch_fetcher::pipeline::select::{
     ComponentKind, ComponentSelection, FileRole, Listing, ModelIndex, PipelineClass,
     PipelineSelection, SelectError, SelectOptions, WeightFormat, WeightName, WeightPart,
     canonical_shard_name, canonical_weights_name, is_valid_variant, parse_model_index,

@@ -1,8 +1,8 @@
 //! snapshot_download equivalent: bytes, request counts, patterns, offline.
 
-use fetcher::{Error, Event, SnapshotRequest};
-use hub_client::Repo;
-use hub_server::Route;
+use pipefetch_fetcher::{Error, Event, SnapshotRequest};
+use pipefetch_hub_client::Repo;
+use pipefetch_hub_server::Route;
 
 use crate::support::{Setup, read_tree};
 

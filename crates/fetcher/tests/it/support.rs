@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fetcher::{EngineSettings, Event, Fetcher};
-use hub_client::{HfEnv, HubClient, RetryPolicy, Token};
-use hub_server::HubServer;
-use hub_server::fixture::{RepoBuilder, random_bytes};
+use pipefetch_fetcher::{EngineSettings, Event, Fetcher};
+use pipefetch_hub_client::{HfEnv, HubClient, RetryPolicy, Token};
+use pipefetch_hub_server::HubServer;
+use pipefetch_hub_server::fixture::{RepoBuilder, random_bytes};
 
 pub const TOKEN: &str = "hf_test_token";
 
@@ -169,10 +169,10 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// The requests the CDN listener received, in order.
-pub fn cdn_requests(hub: &HubServer) -> Vec<hub_server::LoggedRequest> {
+pub fn cdn_requests(hub: &HubServer) -> Vec<pipefetch_hub_server::LoggedRequest> {
     hub.log()
         .entries()
         .into_iter()
-        .filter(|e| e.route == hub_server::Route::Cdn)
+        .filter(|e| e.route == pipefetch_hub_server::Route::Cdn)
         .collect()
 }

@@ -7,12 +7,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fetcher::Error;
-use fetcher::url_source::{UrlCache, UrlEntry, UrlRequest, auth_for, expects_weights, fetch_url};
-use hub_client::{Auth, HubClient, RetryPolicy, Token, Url};
-use hub_server::faults::Fault;
-use hub_server::fixture::{RepoBuilder, random_bytes};
-use hub_server::{HubServer, Route};
+use pipefetch_fetcher::Error;
+use pipefetch_fetcher::url_source::{
+    UrlCache, UrlEntry, UrlRequest, auth_for, expects_weights, fetch_url,
+};
+use pipefetch_hub_client::{Auth, HubClient, RetryPolicy, Token, Url};
+use pipefetch_hub_server::faults::Fault;
+use pipefetch_hub_server::fixture::{RepoBuilder, random_bytes};
+use pipefetch_hub_server::{HubServer, Route};
 use sha2::Digest as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 

@@ -1,7 +1,7 @@
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
 
-use hub_cache::{Error, RepoType};
+use pipefetch_hub_cache::{Error, RepoType};
 
 use crate::{ETAG_1, ETAG_2, cache, names};
 
@@ -153,8 +153,8 @@ fn concurrent_writers_and_linkers_without_symlinks() {
     concurrent_writers_and_linkers(&cache);
 }
 
-fn concurrent_writers_and_linkers(cache: &hub_cache::HfCache) {
-    use hub_cache::Lookup;
+fn concurrent_writers_and_linkers(cache: &pipefetch_hub_cache::HfCache) {
+    use pipefetch_hub_cache::Lookup;
     let repo = cache.repo(RepoType::Model, "org/name").unwrap();
     repo.ensure_layout().unwrap();
     let commit = crate::COMMIT_A;

@@ -1,6 +1,6 @@
 use std::fs;
 
-use hub_cache::{DeleteReport, Error, RepoType};
+use pipefetch_hub_cache::{DeleteReport, Error, RepoType};
 
 use crate::{COMMIT_A, COMMIT_B, ETAG_1, ETAG_2, ETAG_3, cache, names, populated, put_blob};
 

@@ -1,7 +1,7 @@
 use std::fs;
 use std::path::PathBuf;
 
-use hub_cache::{CACHEDIR_TAG, Error, RepoType};
+use pipefetch_hub_cache::{CACHEDIR_TAG, Error, RepoType};
 
 use crate::{
     COMMIT_A, COMMIT_B, ETAG_1, ETAG_2, cache, cache_without_symlinks, names, populated, put_blob,
@@ -199,7 +199,7 @@ fn no_exist_markers() {
 
 #[test]
 fn check_file_uses_stat_only() {
-    use hub_cache::FileState;
+    use pipefetch_hub_cache::FileState;
     let (_dir, cache) = cache();
     let repo = populated(&cache, "org/name", COMMIT_A, &[("f", ETAG_1, b"12345")]);
     let pointer = repo.pointer_path(COMMIT_A, "f").unwrap();

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use hub_cache::RepoType;
+use pipefetch_hub_cache::RepoType;
 
 use crate::{ETAG_1, ETAG_2, cache};
 

@@ -1,6 +1,6 @@
 use std::fs;
 
-use hub_cache::{Lookup, RepoType};
+use pipefetch_hub_cache::{Lookup, RepoType};
 
 use crate::{COMMIT_A, COMMIT_B, ETAG_1, cache, populated};
 

@@ -13,7 +13,7 @@ mod tree;
 use std::io::Write;
 use std::path::Path;
 
-use hub_cache::{CacheOptions, CacheRepo, HfCache, RepoType, SymlinkMode};
+use pipefetch_hub_cache::{CacheOptions, CacheRepo, HfCache, RepoType, SymlinkMode};
 
 pub const COMMIT_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const COMMIT_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

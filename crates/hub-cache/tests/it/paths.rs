@@ -1,4 +1,4 @@
-use hub_cache::{Error, RepoType, validate_repo_path};
+use pipefetch_hub_cache::{Error, RepoType, validate_repo_path};
 use proptest::prelude::*;
 
 use crate::{COMMIT_A, ETAG_1, cache};

@@ -1,6 +1,6 @@
 use std::fs;
 
-use hub_cache::RepoType;
+use pipefetch_hub_cache::RepoType;
 
 use crate::{COMMIT_A, COMMIT_B, ETAG_1, ETAG_2, ETAG_3, cache, populated};
 
@@ -107,7 +107,7 @@ fn scan_of_a_good_cache() {
 #[cfg(unix)]
 #[test]
 fn scan_reports_corruption_with_python_messages() {
-    use hub_cache::CacheWarningKind;
+    use pipefetch_hub_cache::CacheWarningKind;
     use std::path::PathBuf;
 
     let (_dir, cache) = cache();
@@ -219,10 +219,10 @@ fn marked_shared_blob_store_is_skipped() {
 #[test]
 fn scan_of_a_missing_cache_is_an_error() {
     let (dir, _cache) = cache();
-    let missing = hub_cache::HfCache::new(dir.path().join("nope"));
+    let missing = pipefetch_hub_cache::HfCache::new(dir.path().join("nope"));
     assert!(matches!(
         missing.scan(),
-        Err(hub_cache::Error::CacheNotFound { .. })
+        Err(pipefetch_hub_cache::Error::CacheNotFound { .. })
     ));
 }
 

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use hub_cache::{Error, RepoType, TreeCache, TreeFile};
+use pipefetch_hub_cache::{Error, RepoType, TreeCache, TreeFile};
 
 use crate::{COMMIT_A, cache, names};
 

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use hub_client::{Error, HfEnv, HubClient, Repo, RetryPolicy, Url};
+use pipefetch_hub_client::{Error, HfEnv, HubClient, Repo, RetryPolicy, Url};
 
 use crate::raw_server::{RawServer, Step, head, reply};
 use crate::{builder, guard};
 
 #[test]
 fn build_validates_once() {
-    let cases: Vec<(hub_client::HubClientBuilder, &str)> = vec![
+    let cases: Vec<(pipefetch_hub_client::HubClientBuilder, &str)> = vec![
         (
             HubClient::builder().endpoint("ftp://example.com"),
             "invalid HTTP client configuration: the endpoint ftp://example.com/ must be an http or https URL with a host",
@@ -39,7 +39,7 @@ fn build_validates_once() {
             "invalid HTTP client configuration: max_connections_per_host must be at least 1",
         ),
         (
-            HubClient::builder().token(Some(hub_client::Token::new("bad\nvalue"))),
+            HubClient::builder().token(Some(pipefetch_hub_client::Token::new("bad\nvalue"))),
             "invalid HTTP client configuration: the token contains characters not allowed in a header",
         ),
     ];

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hub_client::{Auth, ByteRange, Error, RetryPolicy, RetryReason, Token, Url};
+use pipefetch_hub_client::{Auth, ByteRange, Error, RetryPolicy, RetryReason, Token, Url};
 
 use crate::raw_server::{RawServer, Step, head, reply};
 use crate::{Recorder, builder, guard, pattern};

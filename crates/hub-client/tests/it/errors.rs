@@ -1,6 +1,6 @@
 //! Typed errors from the Hub's real error answers (`X-Error-Code`, status, messages), with hints.
 
-use hub_client::{Error, HfEnv, HubClient, Repo, Token, TokenSource};
+use pipefetch_hub_client::{Error, HfEnv, HubClient, Repo, Token, TokenSource};
 
 use crate::raw_server::{RawServer, Step, head};
 use crate::{builder, guard};
@@ -142,7 +142,7 @@ async fn invalid_token_names_its_source() {
         &TokenSource::EnvVar("HF_TOKEN")
     );
     let client = HubClient::builder_from_env(&env)
-        .retry(hub_client::RetryPolicy::no_delay())
+        .retry(pipefetch_hub_client::RetryPolicy::no_delay())
         .build()
         .unwrap();
     let err = guard(client.file_metadata(&Repo::model("org/name").unwrap(), "main", "f"))

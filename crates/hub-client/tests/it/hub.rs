@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use hub_client::{EntryKind, Error, HubClient, Repo, RetryPolicy, RetryReason, Token, Url};
-use hub_server::faults::Fault;
-use hub_server::fixture::{RepoBuilder, random_bytes};
-use hub_server::{HubServer, Route};
+use pipefetch_hub_client::{
+    EntryKind, Error, HubClient, Repo, RetryPolicy, RetryReason, Token, Url,
+};
+use pipefetch_hub_server::faults::Fault;
+use pipefetch_hub_server::fixture::{RepoBuilder, random_bytes};
+use pipefetch_hub_server::{HubServer, Route};
 
 use crate::{Recorder, builder, guard};
 

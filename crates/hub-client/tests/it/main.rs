@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hub_client::{HubClient, HubClientBuilder, RetryEvent, RetryPolicy};
+use pipefetch_hub_client::{HubClient, HubClientBuilder, RetryEvent, RetryPolicy};
 
 /// Fails a test that runs longer than 20 s instead of hanging the suite.
 pub async fn guard<F: Future>(f: F) -> F::Output {
@@ -39,7 +39,7 @@ pub fn builder(endpoint: &str) -> HubClientBuilder {
 pub struct Recorder(pub Arc<Mutex<Vec<RetryEvent>>>);
 
 impl Recorder {
-    pub fn observer(&self) -> hub_client::RetryObserver {
+    pub fn observer(&self) -> pipefetch_hub_client::RetryObserver {
         let events = self.0.clone();
         Arc::new(move |e: &RetryEvent| events.lock().unwrap().push(e.clone()))
     }

@@ -1,6 +1,6 @@
 //! The metadata HEAD, repo info and tree listing against scripted servers.
 
-use hub_client::{EntryKind, Error, Repo, Token};
+use pipefetch_hub_client::{EntryKind, Error, Repo, Token};
 
 use crate::raw_server::{RawServer, Step, head, reply};
 use crate::{builder, guard};
@@ -257,10 +257,13 @@ async fn oversized_json_is_refused() {
             "200 OK",
             &[(
                 "content-length",
-                &(hub_client::MAX_JSON_BYTES + 10).to_string(),
+                &(pipefetch_hub_client::MAX_JSON_BYTES + 10).to_string(),
             )],
         );
-        head.extend(std::iter::repeat_n(b' ', hub_client::MAX_JSON_BYTES + 10));
+        head.extend(std::iter::repeat_n(
+            b' ',
+            pipefetch_hub_client::MAX_JSON_BYTES + 10,
+        ));
         vec![Step::Write(head)]
     })
     .await;
@@ -313,7 +316,7 @@ async fn offline_sends_nothing() {
         client.repo_info(&repo, "main").await,
         Err(Error::Offline { .. })
     ));
-    let url = hub_client::Url::parse(&server.url()).unwrap();
+    let url = pipefetch_hub_client::Url::parse(&server.url()).unwrap();
     let mut sink = Vec::new();
     assert!(matches!(
         client.download(&url, 0.., &mut sink).await,
@@ -329,7 +332,7 @@ async fn a_silent_server_times_out_the_metadata_request() {
         RawServer::start(|_, _| vec![Step::Sleep(std::time::Duration::from_secs(30))]).await;
     let client = builder(&server.url())
         .metadata_timeout(std::time::Duration::from_millis(300))
-        .retry(hub_client::RetryPolicy::never())
+        .retry(pipefetch_hub_client::RetryPolicy::never())
         .build()
         .unwrap();
     let err = guard(client.file_metadata(&Repo::model("o/n").unwrap(), "main", "f"))

@@ -3,9 +3,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use hub_client::{Error, HfEnv, ProxyVars, RetryPolicy, Token, resolve_url};
-use hub_server::HubServer;
-use hub_server::fixture::{RepoBuilder, random_bytes};
+use pipefetch_hub_client::{Error, HfEnv, ProxyVars, RetryPolicy, Token, resolve_url};
+use pipefetch_hub_server::HubServer;
+use pipefetch_hub_server::fixture::{RepoBuilder, random_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -142,8 +142,8 @@ async fn hub() -> (tempfile::TempDir, HubServer) {
 }
 
 /// The hub's weights file: a resolve request, then its redirect to the CDN.
-async fn download_weights(client: &hub_client::HubClient) -> Vec<u8> {
-    let repo = hub_client::Repo::model("org/name").unwrap();
+async fn download_weights(client: &pipefetch_hub_client::HubClient) -> Vec<u8> {
+    let repo = pipefetch_hub_client::Repo::model("org/name").unwrap();
     let url = resolve_url(client.endpoint(), &repo, "main", "model.safetensors").unwrap();
     let mut bytes = Vec::new();
     client.download(&url, 0.., &mut bytes).await.unwrap();
@@ -243,7 +243,7 @@ async fn first_bytes_recorder() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
     (addr, task)
 }
 
-fn https_client(proxy: &str) -> hub_client::HubClient {
+fn https_client(proxy: &str) -> pipefetch_hub_client::HubClient {
     builder("https://hub.example")
         .token(Some(Token::new("secret")))
         .retry(RetryPolicy::no_delay())
@@ -262,7 +262,7 @@ async fn https_goes_through_a_connect_tunnel_with_tls_to_the_origin() {
         let (origin, hello) = first_bytes_recorder().await;
         let proxy = TestProxy::start(Mode::TunnelTo(origin)).await;
         let client = https_client(&proxy.url);
-        let repo = hub_client::Repo::model("org/name").unwrap();
+        let repo = pipefetch_hub_client::Repo::model("org/name").unwrap();
         // The "origin" only records the handshake, so the request fails after it.
         let _ = client.repo_info(&repo, "main").await;
         let seen = proxy.seen();
@@ -292,7 +292,7 @@ async fn a_connect_refused_for_credentials_is_named_and_not_retried() {
     guard(async {
         let proxy = TestProxy::start(Mode::Refuse).await;
         let client = https_client(&proxy.url);
-        let repo = hub_client::Repo::model("org/name").unwrap();
+        let repo = pipefetch_hub_client::Repo::model("org/name").unwrap();
         let err = client.repo_info(&repo, "main").await.unwrap_err();
         assert_eq!(proxy.seen().len(), 1, "retried: {:?}", proxy.seen());
         assert!(
@@ -318,7 +318,7 @@ async fn a_silent_proxy_is_named_when_the_connect_times_out() {
             })
             .build()
             .unwrap();
-        let repo = hub_client::Repo::model("org/name").unwrap();
+        let repo = pipefetch_hub_client::Repo::model("org/name").unwrap();
         let err = client.repo_info(&repo, "main").await.unwrap_err();
         let last = final_error(&err);
         assert!(
@@ -350,7 +350,7 @@ async fn a_dead_proxy_is_a_connect_error_naming_it() {
             .proxy(vars(&dead_url, None))
             .build()
             .unwrap();
-        let repo = hub_client::Repo::model("org/name").unwrap();
+        let repo = pipefetch_hub_client::Repo::model("org/name").unwrap();
         let err = client.repo_info(&repo, "main").await.unwrap_err();
         let last = final_error(&err);
         assert!(
@@ -403,7 +403,7 @@ fn the_environment_is_read_like_python_reads_it() {
         ("all_proxy", "socks5://p:7891"),
     ]);
     assert!(
-        hub_client::HubClient::builder_from_env(&apps)
+        pipefetch_hub_client::HubClient::builder_from_env(&apps)
             .build()
             .is_ok()
     );
@@ -416,7 +416,7 @@ fn the_environment_is_read_like_python_reads_it() {
     );
     // A proxy we cannot use is an error when the client is built, not a silent direct connection.
     let socks = env(&[("ALL_PROXY", "socks5h://p:1080")]);
-    let err = hub_client::HubClient::builder_from_env(&socks)
+    let err = pipefetch_hub_client::HubClient::builder_from_env(&socks)
         .build()
         .unwrap_err();
     assert!(
@@ -438,7 +438,7 @@ async fn a_proxy_refusing_plain_http_is_named_and_not_retried() {
             ))
             .build()
             .unwrap();
-        let repo = hub_client::Repo::model("org/name").unwrap();
+        let repo = pipefetch_hub_client::Repo::model("org/name").unwrap();
         let err = client.repo_info(&repo, "main").await.unwrap_err();
         assert!(
             matches!(&err, Error::ProxyRejected { proxy: p, status: 407, .. } if *p == proxy.url),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hub_client::{Error, Repo, RetryPolicy, RetryReason};
+use pipefetch_hub_client::{Error, Repo, RetryPolicy, RetryReason};
 
 use crate::raw_server::{RawServer, Step, head, reply};
 use crate::{Recorder, builder, guard};
@@ -174,7 +174,7 @@ async fn a_404_is_not_retried() {
         RawServer::start(|_, _| reply("404 Not Found", &[("x-request-id", "req-1")], b"nope"))
             .await;
     let client = builder(&server.url()).build().unwrap();
-    let url = hub_client::Url::parse(&format!("{}/x", server.url())).unwrap();
+    let url = pipefetch_hub_client::Url::parse(&format!("{}/x", server.url())).unwrap();
     let mut sink = Vec::new();
     let err = guard(client.download(&url, 0.., &mut sink))
         .await

@@ -18,7 +18,7 @@ cleanup() {
 trap cleanup EXIT
 
 cd "$here/../../../.."
-cargo build -q -p hub-server --bin hub-server --example sd_fixture
+cargo build -q -p pipefetch-hub-server --bin hub-server --example sd_fixture
 target="$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 "$python" "$here/make_root.py" "$work/root"

@@ -1,7 +1,7 @@
 //! Repo info, refs, tree (with pagination) and paths-info.
 
-use hub_server::fixture::random_bytes;
-use hub_server::{HubServer, Route};
+use pipefetch_hub_server::fixture::random_bytes;
+use pipefetch_hub_server::{HubServer, Route};
 
 use crate::*;
 

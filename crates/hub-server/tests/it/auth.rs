@@ -1,7 +1,7 @@
 //! Tokens, gated repos, and the token never reaching the CDN.
 
-use hub_server::fixture::RepoBuilder;
-use hub_server::{HubServer, Route};
+use pipefetch_hub_server::fixture::RepoBuilder;
+use pipefetch_hub_server::{HubServer, Route};
 
 use crate::*;
 
@@ -125,7 +125,10 @@ async fn the_log_records_authorization_per_listener() {
     // A well-behaved client drops the token on the cross-origin hop.
     let cdn = get(r.header("location").unwrap()).await;
     assert_eq!(cdn.status, 200);
-    assert_eq!(cdn.body, hub_server::fixture::random_bytes(3, 1000));
+    assert_eq!(
+        cdn.body,
+        pipefetch_hub_server::fixture::random_bytes(3, 1000)
+    );
     let log = hub.log().entries();
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].route, Route::Resolve);

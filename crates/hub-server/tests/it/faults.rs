@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use hub_server::fixture::random_bytes;
-use hub_server::{Fault, Route};
+use pipefetch_hub_server::fixture::random_bytes;
+use pipefetch_hub_server::{Fault, Route};
 
 use crate::*;
 
-async fn cdn_url(hub: &hub_server::HubServer) -> String {
+async fn cdn_url(hub: &pipefetch_hub_server::HubServer) -> String {
     let r = head(&format!(
         "{}/org/name/resolve/main/unet/diffusion_pytorch_model.safetensors",
         hub.url()
@@ -132,11 +132,11 @@ async fn stall_forever_is_cut_by_shutdown() {
 #[tokio::test]
 async fn trickle_still_delivers_everything() {
     let root = tempfile::tempdir().unwrap();
-    hub_server::fixture::RepoBuilder::new(root.path(), "models", "org/small")
+    pipefetch_hub_server::fixture::RepoBuilder::new(root.path(), "models", "org/small")
         .random_file("w.safetensors", 4, 30)
         .build()
         .unwrap();
-    let hub = hub_server::HubServer::builder(root.path())
+    let hub = pipefetch_hub_server::HubServer::builder(root.path())
         .start()
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 //! The fixture helpers.
 
-use hub_server::HubServer;
-use hub_server::fixture::{RepoBuilder, random_bytes, sd_like};
+use pipefetch_hub_server::HubServer;
+use pipefetch_hub_server::fixture::{RepoBuilder, random_bytes, sd_like};
 
 use crate::*;
 
@@ -98,7 +98,7 @@ fn builder_writes_files_and_marker() {
         .build();
     assert!(matches!(
         err,
-        Err(hub_server::Error::InvalidFilePath { .. })
+        Err(pipefetch_hub_server::Error::InvalidFilePath { .. })
     ));
     assert!(
         RepoBuilder::new(root.path(), "models", "nope")

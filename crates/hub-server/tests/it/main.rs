@@ -13,9 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, Full};
-use hub_server::HubServer;
-use hub_server::fixture::RepoBuilder;
 use hyper_util::rt::TokioIo;
+use pipefetch_hub_server::HubServer;
+use pipefetch_hub_server::fixture::RepoBuilder;
 use sha1::Digest;
 
 /// A response, with the body read to the end (or to the point where reading failed).

@@ -1,7 +1,7 @@
 //! Resolve, resolve-cache and CDN routes.
 
-use hub_server::Route;
-use hub_server::fixture::random_bytes;
+use pipefetch_hub_server::Route;
+use pipefetch_hub_server::fixture::random_bytes;
 
 use crate::*;
 
@@ -241,7 +241,7 @@ async fn errors_carry_hub_codes() {
 #[tokio::test]
 async fn datasets_are_served_under_their_prefix() {
     let root = tempfile::tempdir().unwrap();
-    hub_server::fixture::RepoBuilder::new(root.path(), "datasets", "org/data")
+    pipefetch_hub_server::fixture::RepoBuilder::new(root.path(), "datasets", "org/data")
         .file("train.csv", b"a,b\n1,2\n".to_vec())
         .random_file("data.parquet", 5, 100)
         .build()

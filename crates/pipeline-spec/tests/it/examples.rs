@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use pipeline_spec::{
+use pipefetch_spec::{
     ComponentSource, ModelIndexOverride, PipelineSpec, RepoFile, RepoId, VariantPref, load_file,
     parse_str,
 };

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use pipeline_spec::{ComponentSource, ModelIndexOverride, load_file};
+use pipefetch_spec::{ComponentSource, ModelIndexOverride, load_file};
 
 #[test]
 fn missing_file() {
@@ -123,7 +123,7 @@ fn diagnostics_name_the_file_as_given() {
 
 #[test]
 fn tilde_user_paths_are_refused() {
-    let diagnostics = pipeline_spec::parse_str(
+    let diagnostics = pipefetch_spec::parse_str(
         "repo_id: a/b\ncomponents:\n  unet: {local_path: ~bob/unet}\n",
         "x.yaml",
     )
@@ -137,7 +137,7 @@ fn tilde_user_paths_are_refused() {
 
 #[test]
 fn urls_are_not_local_paths() {
-    let diagnostics = pipeline_spec::parse_str(
+    let diagnostics = pipefetch_spec::parse_str(
         "repo_id: a/b\nmodel_index: https://e.com/model_index.json\ncomponents:\n  unet: {local_path: 'https://e.com/unet'}\n",
         "x.yaml",
     )

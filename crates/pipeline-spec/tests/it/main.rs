@@ -7,7 +7,7 @@ mod properties;
 mod rules;
 mod schema;
 
-use pipeline_spec::{Diagnostics, PipelineSpec, parse_str};
+use pipefetch_spec::{Diagnostics, PipelineSpec, parse_str};
 
 /// Parses `yaml` as `spec.yaml`, expecting success.
 pub fn ok(yaml: &str) -> PipelineSpec {

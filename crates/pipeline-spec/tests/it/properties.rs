@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pipeline_spec::{ComponentSource, PipelineSpec, RepoFile, RepoId, VariantPref, parse_str};
+use pipefetch_spec::{ComponentSource, PipelineSpec, RepoFile, RepoId, VariantPref, parse_str};
 use proptest::prelude::*;
 
 const VALID: &str = "\
@@ -87,7 +87,7 @@ fn rel_path() -> impl Strategy<Value = String> {
         Just("0x10".to_owned()),
     ]
     .prop_filter("valid path", |p| {
-        pipeline_spec::validate_relative_path(p).is_ok()
+        pipefetch_spec::validate_relative_path(p).is_ok()
     })
 }
 

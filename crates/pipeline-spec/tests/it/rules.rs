@@ -391,7 +391,7 @@ fn sha256_pins() {
     let spec = ok(&with_component(&format!(
         "    urls: {{model.safetensors: 'https://e.com/m'}}\n    sha256: {{model.safetensors: {upper}}}\n"
     )));
-    let pipeline_spec::ComponentSource::Urls { sha256, .. } = &spec.components["vae"] else {
+    let pipefetch_spec::ComponentSource::Urls { sha256, .. } = &spec.components["vae"] else {
         panic!("{spec:?}");
     };
     // Pins are stored lowercase, the form hash functions print.
@@ -558,7 +558,7 @@ fn large_lists_are_checked_quickly() {
         index += 1;
     }
     let spec = ok(&yaml);
-    let pipeline_spec::ComponentSource::Files { files, .. } = &spec.components["vae"] else {
+    let pipefetch_spec::ComponentSource::Files { files, .. } = &spec.components["vae"] else {
         panic!()
     };
     assert_eq!(files.len(), index);
@@ -590,7 +590,7 @@ fn an_empty_component_is_not_a_removal() {
         let spec = ok(&format!("{BASE}components:\n  vae: {removal}\n"));
         assert_eq!(
             spec.components["vae"],
-            pipeline_spec::ComponentSource::Removed
+            pipefetch_spec::ComponentSource::Removed
         );
     }
     assert_eq!(
