@@ -161,6 +161,13 @@ pub enum Error {
         /// The sha256 of the bytes received.
         actual: String,
     },
+    /// A lockfile cannot be used: missing, of another version, malformed, or the spec or a file
+    /// changed since it was written.
+    #[error("{what}")]
+    Locked {
+        /// What is wrong.
+        what: String,
+    },
     /// Downloading a URL failed; the bytes received so far are kept for the next run.
     #[error("downloading {url} (`{name}`) failed")]
     UrlTransfer {
@@ -240,6 +247,10 @@ impl Error {
                 dir.display()
             )),
             Error::NotWeights { hint, .. } => Some(hint.clone()),
+            Error::Locked { .. } => Some(
+                "run `pipefetch lock SPEC` to lock the spec again (and commit the new lockfile), or pull without --locked"
+                    .to_string(),
+            ),
             Error::PinMismatch { .. } => Some(
                 "the file behind the URL changed, or the pin is wrong: check the sha256 published for it and update `sha256` in the spec".to_string(),
             ),

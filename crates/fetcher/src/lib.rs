@@ -99,10 +99,12 @@
 mod engine;
 mod error;
 mod hf;
+pub mod lock;
 mod patterns;
 pub mod pipeline;
 pub mod progress;
 mod resume;
+pub mod sources;
 pub mod url_source;
 mod verify;
 
@@ -115,13 +117,15 @@ use std::time::{Duration, Instant};
 pub use engine::EngineSettings;
 pub use error::{Error, Result, human_bytes};
 pub use hf::{FileRequest, Snapshot, SnapshotFile, SnapshotRequest};
+pub use lock::{Lock, LockedFile, LockedSource};
 pub use patterns::PathFilter;
 use pipefetch_hub_cache::{CacheOptions, HfCache, SymlinkMode};
 use pipefetch_hub_client::{HfEnv, HubClient, Token};
 pub use pipeline::check::{Availability, Problem, ProblemKind};
-pub use pipeline::plan::{Plan, PlanFile, SpecOrigin};
+pub use pipeline::plan::{Plan, PlanFile, Presence, SpecOrigin, Transform};
 pub use pipeline::pull::{PipelineFolder, PullOptions};
 pub use progress::{Event, NoProgress, Reporter, SharedReporter};
+pub use sources::{FileOrigin, Origin, Source, Sources};
 pub use verify::Expected;
 
 use crate::engine::{Engine, Tracker};
@@ -140,6 +144,8 @@ pub struct Fetcher {
     hf_home: PathBuf,
     /// The civitai.com API key for URL sources.
     civitai_token: Option<Token>,
+    /// The kinds of sources pipeline files can come from.
+    sources: Arc<Sources>,
 }
 
 /// Maps request URLs to the file they transfer, for retry events.
@@ -168,6 +174,7 @@ pub struct FetcherBuilder {
     reporter: Option<SharedReporter>,
     offline: Option<bool>,
     hf_home: Option<PathBuf>,
+    sources: Sources,
 }
 
 impl FetcherBuilder {
@@ -232,6 +239,13 @@ impl FetcherBuilder {
         self
     }
 
+    /// Adds a kind of source (or replaces the built-in one for the same kind, spec keys or URL
+    /// schemes). The Hub, `https://` URLs and local folders are always there.
+    pub fn source(mut self, source: Arc<dyn Source>) -> Self {
+        self.sources.add(source);
+        self
+    }
+
     /// Validates the settings and builds the fetcher.
     pub fn build(self) -> Result<Fetcher> {
         let env = self.env.unwrap_or_else(HfEnv::from_env);
@@ -281,6 +295,7 @@ impl FetcherBuilder {
             reporter,
             offline,
             urls,
+            sources: Arc::new(self.sources),
         })
     }
 }
@@ -320,6 +335,11 @@ impl Fetcher {
     /// scan would flag any foreign folder).
     pub fn url_cache(&self) -> url_source::UrlCache {
         url_source::UrlCache::new(self.hf_home.join("pipefetch").join("url-cache-v1"))
+    }
+
+    /// The kinds of sources this fetcher knows.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
     }
 
     /// The civitai.com token, if any.

@@ -1353,7 +1353,7 @@ fn percent_decode(s: &str) -> Option<Vec<u8>> {
 }
 
 /// The URL as the cache names it: parsed and printed again, without `token` query parameters.
-fn cache_url(url: &str) -> String {
+pub(crate) fn cache_url(url: &str) -> String {
     let Ok(mut parsed) = Url::parse(url) else {
         return url.to_string();
     };

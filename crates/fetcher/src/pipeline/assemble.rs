@@ -11,10 +11,11 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{Origin, Plan, Transform};
+use super::plan::{Plan, Transform};
 use super::select;
 use crate::Fetcher;
 use crate::error::{Error, Result};
+use crate::sources::LinkStyle;
 
 /// The manifest's file name inside an assembled folder.
 pub const MANIFEST: &str = ".pipefetch.json";
@@ -87,7 +88,6 @@ fn build(fetcher: &Fetcher, plan: &Plan, dir: &Path) -> Result<()> {
     let index = serde_json::to_vec_pretty(&plan.model_index)
         .map_err(|e| Error::Internal(format!("model_index: {e}")))?;
     write_file(&dir.join("model_index.json"), &index)?;
-    let url_cache = fetcher.url_cache();
     let symlinks = fetcher.cache().symlinks_supported();
     let mut manifest_files = Vec::with_capacity(plan.files.len());
     for file in &plan.files {
@@ -96,24 +96,13 @@ fn build(fetcher: &Fetcher, plan: &Plan, dir: &Path) -> Result<()> {
         if let Some(p) = dest.parent() {
             fs::create_dir_all(p).map_err(|e| Error::io("create", p, e))?;
         }
-        let source = match &file.origin {
-            Origin::Hub { .. } => super::plan::hub_pointer(fetcher, file)?.ok_or_else(|| {
-                Error::Invalid(format!(
-                    "`{}` ({}) is not in the cache",
-                    file.target,
-                    file.origin.describe()
-                ))
-            })?,
-            Origin::Url { url } => {
-                url_cache
-                    .lookup(url)?
-                    .ok_or_else(|| {
-                        Error::Invalid(format!("`{}` ({url}) is not in the URL cache", file.target))
-                    })?
-                    .blob
-            }
-            Origin::Local { path } => path.clone(),
-        };
+        let source = file.origin.local_path(fetcher)?.ok_or_else(|| {
+            Error::Invalid(format!(
+                "`{}` ({}) is not here",
+                file.target,
+                file.origin.describe()
+            ))
+        })?;
         match &file.transform {
             Transform::RewriteIndex { variant } => {
                 let bytes = fs::read(&source).map_err(|e| Error::io("read", &source, e))?;
@@ -121,8 +110,8 @@ fn build(fetcher: &Fetcher, plan: &Plan, dir: &Path) -> Result<()> {
                 write_file(&dest, &rewritten)?;
             }
             Transform::Link => {
-                let local = matches!(file.origin, Origin::Local { .. });
-                link(&source, &dest, symlinks, local)?;
+                let absolute = file.origin.link_style() == LinkStyle::Absolute;
+                link(&source, &dest, symlinks, absolute)?;
             }
         }
         manifest_files.push(ManifestFile {
@@ -148,9 +137,9 @@ fn build(fetcher: &Fetcher, plan: &Plan, dir: &Path) -> Result<()> {
 
 /// A relative symlink into the cache (absolute for a user's own local files, which may move with
 /// their folder rather than ours); a hard link, then a copy, where symlinks are not supported.
-fn link(source: &Path, dest: &Path, symlinks: bool, local: bool) -> Result<()> {
+fn link(source: &Path, dest: &Path, symlinks: bool, absolute_link: bool) -> Result<()> {
     if symlinks {
-        let target = if local {
+        let target = if absolute_link {
             absolute(source)?
         } else {
             relative_to(dest.parent().unwrap_or(Path::new(".")), source)?

@@ -7,16 +7,15 @@
 
 use std::path::{Path, PathBuf};
 
-use pipefetch_hub_cache::FileState;
 use pipefetch_spec::PipelineSpec;
 use serde::Serialize;
 
 use super::assemble::{self, MANIFEST};
-use super::plan::{Origin, Plan, PlanFile, SpecOrigin};
+use super::plan::{Plan, SpecOrigin};
+use crate::Fetcher;
 use crate::engine::blocking;
 use crate::error::Result;
 use crate::verify::Expected;
-use crate::{Fetcher, cache_repo_type};
 
 /// The answer of [`Fetcher::is_available_locally`].
 #[derive(Debug, Clone, Serialize)]
@@ -126,15 +125,34 @@ impl Fetcher {
                 });
             }
         };
-        let fetcher = self.clone();
-        blocking(move || Ok(check_plan(&fetcher, &plan, verify))).await
+        Ok(self.check_plan(plan, verify).await)
     }
 }
 
-fn check_plan(fetcher: &Fetcher, plan: &Plan, verify: bool) -> Availability {
+impl Fetcher {
+    /// Checks every file of `plan` on disk (blocking work on the blocking pool).
+    pub(crate) async fn check_plan(&self, plan: Plan, verify: bool) -> Availability {
+        let fetcher = self.clone();
+        let checked = blocking(move || Ok(check_files(&fetcher, &plan, verify))).await;
+        checked.unwrap_or_else(|e| Availability {
+            available: false,
+            files: 0,
+            bytes: 0,
+            problems: vec![Problem {
+                target: "*".into(),
+                origin: String::new(),
+                kind: ProblemKind::NotPlannable {
+                    reason: crate::render_chain(&e),
+                },
+            }],
+        })
+    }
+}
+
+fn check_files(fetcher: &Fetcher, plan: &Plan, verify: bool) -> Availability {
     let mut problems = Vec::new();
     for file in &plan.files {
-        if let Some(kind) = check_file(fetcher, file, verify) {
+        if let Some(kind) = file.origin.problem(fetcher, file, verify) {
             problems.push(Problem {
                 target: file.target.clone(),
                 origin: file.origin.describe(),
@@ -150,81 +168,9 @@ fn check_plan(fetcher: &Fetcher, plan: &Plan, verify: bool) -> Availability {
     }
 }
 
-fn check_file(fetcher: &Fetcher, file: &PlanFile, verify: bool) -> Option<ProblemKind> {
-    match &file.origin {
-        Origin::Hub {
-            repo,
-            repo_type,
-            commit,
-            path,
-            etag,
-        } => {
-            let cache_repo = fetcher
-                .cache()
-                .repo(cache_repo_type(*repo_type), repo)
-                .ok()?;
-            match cache_repo.check_file(commit, path, file.size) {
-                Ok(FileState::Ok { path: p, .. }) => {
-                    if verify {
-                        corrupt(&p, &file.expected, file.size.unwrap_or(0))
-                    } else {
-                        None
-                    }
-                }
-                Ok(FileState::Dangling) => Some(ProblemKind::DanglingLink),
-                Ok(FileState::WrongSize { actual }) => Some(ProblemKind::WrongSize {
-                    actual,
-                    expected: file.size.unwrap_or(0),
-                }),
-                Ok(_) | Err(_) => {
-                    let bytes = super::plan::partial_bytes(&cache_repo, etag);
-                    Some(match bytes {
-                        Some(bytes) => ProblemKind::Incomplete {
-                            bytes,
-                            size: file.size.unwrap_or(0),
-                        },
-                        None => ProblemKind::Missing,
-                    })
-                }
-            }
-        }
-        Origin::Url { url } => {
-            let cache = fetcher.url_cache();
-            match cache.lookup(url) {
-                Ok(Some(entry)) => {
-                    if file
-                        .url_pin
-                        .as_deref()
-                        .is_some_and(|pin| pin != entry.sha256)
-                    {
-                        return Some(ProblemKind::Corrupt {
-                            expected: file.url_pin.clone().unwrap_or_default(),
-                            actual: entry.sha256,
-                        });
-                    }
-                    if verify && !cache.verify(&entry).unwrap_or(false) {
-                        return Some(ProblemKind::Corrupt {
-                            expected: entry.sha256.clone(),
-                            actual: "(other bytes)".into(),
-                        });
-                    }
-                    None
-                }
-                _ => match cache.partial_bytes(url) {
-                    0 => Some(ProblemKind::Missing),
-                    bytes => Some(ProblemKind::Incomplete { bytes, size: 0 }),
-                },
-            }
-        }
-        Origin::Local { path } => match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => None,
-            _ => Some(ProblemKind::Missing),
-        },
-    }
-}
-
-/// Re-hashes `path`; `Some(Corrupt)` when it does not match.
-fn corrupt(path: &Path, expected: &Expected, size: u64) -> Option<ProblemKind> {
+/// Re-hashes `path` against `expected` (`size` is the file's length, for git blob ids);
+/// `Some(Corrupt)` when it does not match, `None` when it does or nothing is expected. Blocking.
+pub(crate) fn verify_file(path: &Path, expected: &Expected, size: u64) -> Option<ProblemKind> {
     let want = expected.hex()?;
     let mut hasher = expected.hasher(size);
     let mut file = std::fs::File::open(path).ok()?;

@@ -2,21 +2,17 @@
 //! engine, assemble the folder.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
-use pipefetch_hub_client::{Repo, RepoId};
 use pipefetch_spec::PipelineSpec;
 use serde::Serialize;
 
 use super::assemble;
-use super::plan::{Origin, Plan, PlanFile, Presence, SpecOrigin};
-use crate::engine::{Engine, blocking};
+use super::plan::{Plan, PlanFile, Presence, SpecOrigin};
+use crate::Fetcher;
+use crate::engine::blocking;
 use crate::error::{Error, Result, human_bytes};
-use crate::hf::Listed;
 use crate::progress::Event;
-use crate::url_source::{self, UrlRequest};
-use crate::{Fetcher, cache_repo_type};
+use crate::sources::FetchContext;
 
 /// Options of [`Fetcher::download_diffusers_pipeline`].
 #[derive(Debug, Clone, Default)]
@@ -63,6 +59,15 @@ impl Fetcher {
         options: &PullOptions,
     ) -> Result<PipelineFolder> {
         let plan = self.plan(spec, origin, false).await?;
+        self.pull_plan(plan, options).await
+    }
+
+    /// Fetches what `plan` lacks and assembles its folder.
+    pub(crate) async fn pull_plan(
+        &self,
+        plan: Plan,
+        options: &PullOptions,
+    ) -> Result<PipelineFolder> {
         if !options.skip_disk_check {
             self.check_disk(&plan)?;
         }
@@ -125,7 +130,12 @@ impl Fetcher {
             let file = file.clone();
             set.spawn(async move {
                 let id = index as u64;
-                let result = fetcher.fetch_one(&engine, id, &file).await;
+                let cx = FetchContext {
+                    fetcher: &fetcher,
+                    engine: &engine,
+                    file: id,
+                };
+                let result = file.origin.fetch(&cx, &file).await;
                 match &result {
                     Ok(Some(downloaded)) => engine.reporter().report(&Event::FileDone {
                         file: id,
@@ -143,102 +153,6 @@ impl Fetcher {
         }
         self.run_with_heartbeat(&engine, crate::join_transfers(set))
             .await
-    }
-
-    /// Brings one planned file into place. `Ok(None)` when nothing was to be done.
-    async fn fetch_one(&self, engine: &Engine, id: u64, file: &PlanFile) -> Result<Option<u64>> {
-        match &file.origin {
-            Origin::Local { .. } => Ok(None),
-            Origin::Hub {
-                repo,
-                repo_type,
-                commit,
-                path,
-                etag,
-            } => {
-                let hub_repo = Repo::new(
-                    *repo_type,
-                    RepoId::new(repo.as_str())
-                        .map_err(|e| Error::hub(format!("`{repo}` is not a valid repo id"), e))?,
-                );
-                let cache_repo = self.cache().repo(cache_repo_type(*repo_type), repo)?;
-                let (r, c, p, size) = (cache_repo.clone(), commit.clone(), path.clone(), file.size);
-                let state = blocking(move || Ok(r.check_file(&c, &p, size)?)).await?;
-                if matches!(state, pipefetch_hub_cache::FileState::Ok { .. }) {
-                    return Ok(None);
-                }
-                let listed = Listed {
-                    size: file.size.unwrap_or(0),
-                    etag: etag.clone(),
-                };
-                // The engine finds a good blob itself (and replaces a damaged one).
-                let job = self
-                    .hub_job(engine, id, &hub_repo, &cache_repo, commit, path, &listed)
-                    .await?;
-                let downloaded = engine.fetch(&job).await?;
-                let (r, c, p, e) = (cache_repo, commit.clone(), path.clone(), etag.clone());
-                blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
-                Ok(Some(downloaded))
-            }
-            Origin::Url { url } => {
-                if file.presence == Presence::Cached {
-                    return Ok(None);
-                }
-                let parsed = pipefetch_hub_client::Url::parse(url)
-                    .map_err(|e| Error::Invalid(format!("bad URL {url}: {e}")))?;
-                let name = file
-                    .target
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or(&file.target)
-                    .to_string();
-                let request = UrlRequest {
-                    auth: url_source::auth_for(&parsed, self.civitai_token()),
-                    url: parsed,
-                    name,
-                    sha256: file.url_pin.clone(),
-                };
-                let reporter = Arc::clone(engine.reporter());
-                let tracker = Arc::clone(engine.tracker());
-                let cache = self.url_cache();
-                reporter.report(&Event::FileStarted {
-                    file: id,
-                    repo: request.url.host_str().unwrap_or("url").to_string(),
-                    path: file.target.clone(),
-                    size: file.size.unwrap_or(0),
-                    resumed: cache.partial_bytes(request.url.as_str()),
-                });
-                tracker.active_files.fetch_add(1, Ordering::Relaxed);
-                let last = std::sync::atomic::AtomicU64::new(0);
-                let on_bytes = move |done: u64, total: u64| {
-                    let before = last.swap(done, Ordering::Relaxed);
-                    if done > before {
-                        tracker
-                            .bytes_done
-                            .fetch_add(done - before, Ordering::Relaxed);
-                        tracker
-                            .bytes_downloaded
-                            .fetch_add(done - before, Ordering::Relaxed);
-                    }
-                    reporter.report(&Event::Progress {
-                        file: id,
-                        bytes_done: done,
-                        bytes_total: total,
-                    });
-                };
-                let cache = self.url_cache();
-                let tracked = engine.track_urls(&[request.url.as_str()], id);
-                let result =
-                    url_source::fetch_url(self.client(), &cache, &request, &on_bytes).await;
-                drop(tracked);
-                engine
-                    .tracker()
-                    .active_files
-                    .fetch_sub(1, Ordering::Relaxed);
-                let entry = result?;
-                Ok(Some(entry.size))
-            }
-        }
     }
 }
 

@@ -1,0 +1,236 @@
+//! The URL source: files of `urls:` components from `https://` servers (civitai.com included; plain
+//! `http://` only to loopback hosts, as the spec allows), kept in pipefetch's URL cache
+//! (`$HF_HOME/pipefetch/url-cache-v1`, see [`crate::url_source`]).
+//!
+//! A URL's size and sha256 are known before downloading only when it is cached or the spec pins
+//! the sha256; the file name decides whether weights are expected, so that an HTML page or a JSON
+//! error never lands as a model.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use pipefetch_hub_client::Url;
+use serde::{Deserialize, Serialize};
+
+use super::{FetchContext, FileOrigin, Origin, PlanContext, Source, UrlFile};
+use crate::error::{Error, Result};
+use crate::lock::{LockedFile, LockedSource};
+use crate::pipeline::check::ProblemKind;
+use crate::pipeline::plan::{PlanFile, Presence};
+use crate::progress::Event;
+use crate::url_source::{self, UrlRequest};
+use crate::verify::Expected;
+use crate::{Fetcher, engine::blocking};
+
+/// Plain HTTPS (and loopback HTTP) servers as a source of pipeline files.
+#[derive(Debug, Default)]
+pub struct UrlSource;
+
+#[async_trait]
+impl Source for UrlSource {
+    fn kind(&self) -> &'static str {
+        "url"
+    }
+
+    fn url_schemes(&self) -> &[&'static str] {
+        &["https", "http"]
+    }
+
+    async fn resolve_url(&self, cx: &mut PlanContext<'_>, file: &UrlFile<'_>) -> Result<PlanFile> {
+        let url = file.url.clone();
+        let pin = file.sha256.map(str::to_string);
+        let cache = cx.fetcher().url_cache();
+        let key = url.to_string();
+        let cached = blocking(move || cache.lookup(&key)).await?;
+        let (size, expected) = match (&cached, &pin) {
+            (Some(entry), Some(p)) if &entry.sha256 == p => {
+                (Some(entry.size), Expected::Sha256(p.clone()))
+            }
+            (_, Some(p)) => (None, Expected::Sha256(p.clone())),
+            (Some(entry), None) => (Some(entry.size), Expected::Sha256(entry.sha256.clone())),
+            (None, None) => (None, Expected::Unknown),
+        };
+        let origin = Origin::new(UrlOrigin {
+            url,
+            name: file.name.to_string(),
+            pin,
+        });
+        let mut planned = PlanFile::new(
+            format!("{}/{}", file.component, file.name),
+            origin,
+            size,
+            expected,
+        );
+        planned.component = Some(file.component.to_string());
+        Ok(planned)
+    }
+
+    fn unlock(&self, _fetcher: &Fetcher, locked: &LockedFile) -> Result<Origin> {
+        let fields: UrlFields = locked.source.fields()?;
+        let url = Url::parse(&fields.url).map_err(|e| {
+            Error::Invalid(format!(
+                "`{}`: bad URL in the lockfile {}: {e}",
+                locked.target, fields.url
+            ))
+        })?;
+        let name = locked
+            .target
+            .rsplit('/')
+            .next()
+            .unwrap_or(&locked.target)
+            .to_string();
+        Ok(Origin::new(UrlOrigin {
+            url,
+            name,
+            // The lock's sha256 is the pin: other bytes behind the URL now are an error.
+            pin: Some(locked.sha256.clone()),
+        }))
+    }
+}
+
+/// What a lockfile records of a URL file (besides its size and sha256).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UrlFields {
+    /// The URL, without any `token` query parameter.
+    url: String,
+}
+
+/// A file behind a URL.
+#[derive(Debug, Clone)]
+pub struct UrlOrigin {
+    url: Url,
+    /// The file's name in its component (decides whether weights are expected).
+    name: String,
+    /// The sha256 its bytes must have (from the spec or the lock).
+    pin: Option<String>,
+}
+
+impl UrlOrigin {
+    /// The URL as the cache names it (without a `token` parameter).
+    fn cache_key(&self) -> String {
+        url_source::cache_url(self.url.as_str())
+    }
+}
+
+#[async_trait]
+impl FileOrigin for UrlOrigin {
+    fn kind(&self) -> &'static str {
+        "url"
+    }
+
+    fn describe(&self) -> String {
+        self.cache_key()
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "kind": "url", "url": self.url.as_str() })
+    }
+
+    fn presence(&self, fetcher: &Fetcher, _file: &PlanFile) -> Result<Presence> {
+        let cache = fetcher.url_cache();
+        Ok(match cache.lookup(self.url.as_str())? {
+            Some(entry) if self.pin.as_deref().is_none_or(|pin| pin == entry.sha256) => {
+                Presence::Cached
+            }
+            _ => match cache.partial_bytes(self.url.as_str()) {
+                0 => Presence::Missing,
+                bytes => Presence::Partial { bytes },
+            },
+        })
+    }
+
+    fn problem(&self, fetcher: &Fetcher, _file: &PlanFile, verify: bool) -> Option<ProblemKind> {
+        let cache = fetcher.url_cache();
+        match cache.lookup(self.url.as_str()) {
+            Ok(Some(entry)) => {
+                if let Some(pin) = self.pin.as_deref().filter(|pin| *pin != entry.sha256) {
+                    return Some(ProblemKind::Corrupt {
+                        expected: pin.to_string(),
+                        actual: entry.sha256,
+                    });
+                }
+                if verify && !cache.verify(&entry).unwrap_or(false) {
+                    return Some(ProblemKind::Corrupt {
+                        expected: entry.sha256.clone(),
+                        actual: "(other bytes)".into(),
+                    });
+                }
+                None
+            }
+            _ => match cache.partial_bytes(self.url.as_str()) {
+                0 => Some(ProblemKind::Missing),
+                bytes => Some(ProblemKind::Incomplete { bytes, size: 0 }),
+            },
+        }
+    }
+
+    async fn fetch(&self, cx: &FetchContext<'_>, file: &PlanFile) -> Result<Option<u64>> {
+        if file.presence == Presence::Cached {
+            return Ok(None);
+        }
+        let fetcher = cx.fetcher();
+        let request = UrlRequest {
+            auth: url_source::auth_for(&self.url, fetcher.civitai_token()),
+            url: self.url.clone(),
+            name: self.name.clone(),
+            sha256: self.pin.clone(),
+        };
+        let cache = fetcher.url_cache();
+        let id = cx.file_id();
+        cx.report(&Event::FileStarted {
+            file: id,
+            repo: request.url.host_str().unwrap_or("url").to_string(),
+            path: file.target.clone(),
+            size: file.size.unwrap_or(0),
+            resumed: cache.partial_bytes(request.url.as_str()),
+        });
+        let engine = cx.engine;
+        let tracker = Arc::clone(engine.tracker());
+        let reporter = Arc::clone(engine.reporter());
+        tracker.active_files.fetch_add(1, Ordering::Relaxed);
+        let last = AtomicU64::new(0);
+        let on_bytes = move |done: u64, total: u64| {
+            let before = last.swap(done, Ordering::Relaxed);
+            if done > before {
+                tracker
+                    .bytes_done
+                    .fetch_add(done - before, Ordering::Relaxed);
+                tracker
+                    .bytes_downloaded
+                    .fetch_add(done - before, Ordering::Relaxed);
+            }
+            reporter.report(&Event::Progress {
+                file: id,
+                bytes_done: done,
+                bytes_total: total,
+            });
+        };
+        let tracked = engine.track_urls(&[request.url.as_str()], id);
+        let result = url_source::fetch_url(fetcher.client(), &cache, &request, &on_bytes).await;
+        drop(tracked);
+        engine
+            .tracker()
+            .active_files
+            .fetch_sub(1, Ordering::Relaxed);
+        Ok(Some(result?.size))
+    }
+
+    fn local_path(&self, fetcher: &Fetcher) -> Result<Option<PathBuf>> {
+        Ok(fetcher
+            .url_cache()
+            .lookup(self.url.as_str())?
+            .filter(|entry| self.pin.as_deref().is_none_or(|pin| pin == entry.sha256))
+            .map(|entry| entry.blob))
+    }
+
+    fn lock(&self) -> LockedSource {
+        LockedSource::new(
+            "url",
+            &UrlFields {
+                url: self.cache_key(),
+            },
+        )
+    }
+}
