@@ -50,6 +50,8 @@ const VARIANT_HELP: &str = "a variant is a token such as `fp16`, `bf16` or `non_
 pub(crate) struct Context<'a> {
     pub base_dir: &'a Path,
     pub stem: Option<&'a str>,
+    /// Extra URL schemes some registered source serves (lowercase).
+    pub url_schemes: &'a [String],
 }
 
 pub(crate) struct Checker<'s> {
@@ -892,11 +894,19 @@ impl<'s> Checker<'s> {
                 ok = false;
                 continue;
             };
-            if let Err(reason) = validate_url(url) {
+            if let Err(reason) = self.check_url(url) {
+                let also: String = self
+                    .context
+                    .url_schemes
+                    .iter()
+                    .map(|s| format!(", `{s}://`"))
+                    .collect();
                 self.error(
                     entry.value.pos,
                     format!("invalid URL `{url}`: {reason}"),
-                    Some("URLs must use `https://` (plain `http://` only to localhost)".to_owned()),
+                    Some(format!(
+                        "URLs must use `https://` (plain `http://` only to localhost){also}"
+                    )),
                 );
                 ok = false;
                 continue;
@@ -904,6 +914,22 @@ impl<'s> Checker<'s> {
             files.insert(entry.key.to_owned(), url.to_owned());
         }
         ok.then_some(files)
+    }
+
+    /// [`validate_url`], plus the schemes of registered sources (any well-formed URL of theirs).
+    fn check_url(&self, url: &str) -> Result<(), String> {
+        let registered = url.split_once("://").is_some_and(|(scheme, _)| {
+            self.context
+                .url_schemes
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(scheme))
+        });
+        if registered && !url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return url::Url::parse(url)
+                .map(drop)
+                .map_err(|err| format!("it is not a valid URL ({err})"));
+        }
+        validate_url(url)
     }
 
     fn sha256(&mut self, node: &Node, files: &[&str]) -> Option<BTreeMap<String, String>> {

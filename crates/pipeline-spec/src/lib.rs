@@ -85,12 +85,38 @@ pub const TOP_LEVEL_KEYS: &[&str] = check::TOP_KEYS;
 /// The keys allowed in a component, in documentation order.
 pub const COMPONENT_KEYS: &[&str] = check::COMPONENT_KEYS;
 
+/// What a reader of specs accepts beyond the format's own rules.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct ParseOptions {
+    /// URL schemes accepted in `urls:` besides `https` (and `http` to loopback hosts): the
+    /// schemes of the sources an application registered, such as `file` or `s3`.
+    pub url_schemes: Vec<String>,
+}
+
+impl ParseOptions {
+    /// Also accept `scheme://` URLs in `urls:`.
+    pub fn url_scheme(mut self, scheme: impl Into<String>) -> Self {
+        self.url_schemes.push(scheme.into().to_ascii_lowercase());
+        self
+    }
+}
+
 /// Parses and validates a spec held in memory.
 ///
 /// `origin` names the text in diagnostics, gives the default `name` (its stem) and the folder
 /// that relative `local_path` and `model_index` paths are resolved against (its parent, as
 /// given; pass an absolute path to get absolute results).
 pub fn parse_str(text: &str, origin: impl AsRef<Path>) -> Result<PipelineSpec, Diagnostics> {
+    parse_str_with(text, origin, &ParseOptions::default())
+}
+
+/// [`parse_str`] with options (extra URL schemes).
+pub fn parse_str_with(
+    text: &str,
+    origin: impl AsRef<Path>,
+    options: &ParseOptions,
+) -> Result<PipelineSpec, Diagnostics> {
     let origin = origin.as_ref();
     let file = origin.display().to_string();
     if text.len() as u64 > MAX_SPEC_BYTES {
@@ -130,7 +156,11 @@ pub fn parse_str(text: &str, origin: impl AsRef<Path>) -> Result<PipelineSpec, D
     }
     let base_dir = origin.parent().unwrap_or(Path::new(""));
     let stem = origin.file_stem().and_then(|stem| stem.to_str());
-    let context = check::Context { base_dir, stem };
+    let context = check::Context {
+        base_dir,
+        stem,
+        url_schemes: &options.url_schemes,
+    };
     let mut checker = check::Checker::new(&source, context);
     // After a syntax error the tree is gone; checking nothing would only add "the spec is
     // empty" on top of the real problem.
@@ -191,11 +221,19 @@ fn untab_indentation(text: &str) -> String {
 /// too, so that a caller validating many files renders everything the same way. Relative
 /// paths in the spec are resolved against the file's folder, made absolute.
 pub fn load_file(path: impl AsRef<Path>) -> Result<PipelineSpec, Diagnostics> {
+    load_file_with(path, &ParseOptions::default())
+}
+
+/// [`load_file`] with options (extra URL schemes).
+pub fn load_file_with(
+    path: impl AsRef<Path>,
+    options: &ParseOptions,
+) -> Result<PipelineSpec, Diagnostics> {
     let path = path.as_ref();
     let text = read_spec_file(path)?;
     let origin = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
     // Diagnostics name the file as the user wrote it; resolution uses the absolute path.
-    parse_str(&text, &origin).map_err(|diagnostics| {
+    parse_str_with(&text, &origin, options).map_err(|diagnostics| {
         let shown = path.display().to_string();
         diagnostics
             .into_iter()

@@ -156,7 +156,8 @@ pub enum ComponentSource {
     },
     /// Files downloaded from URLs (`urls: {filename: url}`).
     Urls {
-        /// File name (a safe relative path) to `https` URL.
+        /// File name (a safe relative path) to URL: `https` (`http` to loopback hosts), or a scheme
+        /// accepted through [`ParseOptions::url_schemes`](crate::ParseOptions).
         files: BTreeMap<String, String>,
         /// Optional SHA-256 pins (lowercase hex), by file name; every key is a key of `files`.
         sha256: BTreeMap<String, String>,

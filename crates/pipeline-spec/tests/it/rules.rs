@@ -346,6 +346,35 @@ fn urls_must_be_https_except_to_loopback() {
 }
 
 #[test]
+fn urls_of_registered_schemes_are_accepted_only_when_registered() {
+    let text = with_component(
+        "    urls:\n      a.safetensors: file:///models/a.safetensors\n      b.bin: s3://bucket/b.bin\n",
+    );
+    // Without options, both are refused.
+    assert_eq!(summary(&text).len(), 2);
+    // A reader that registered `file` accepts that scheme, and still refuses `s3`, naming `file`.
+    let options = pipefetch_spec::ParseOptions::default().url_scheme("FILE");
+    let errors = pipefetch_spec::parse_str_with(&text, "spec.yaml", &options)
+        .expect_err("s3 is not registered");
+    let errors: Vec<_> = errors.into_iter().collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].message,
+        "invalid URL `s3://bucket/b.bin`: the scheme `s3` is not supported; use `https`"
+    );
+    assert_eq!(
+        errors[0].help.as_deref(),
+        Some("URLs must use `https://` (plain `http://` only to localhost), `file://`")
+    );
+    let options = options.url_scheme("s3");
+    let spec = pipefetch_spec::parse_str_with(&text, "spec.yaml", &options).expect("both registered");
+    let pipefetch_spec::ComponentSource::Urls { files, .. } = &spec.components["vae"] else {
+        panic!("not urls: {:?}", spec.components["vae"]);
+    };
+    assert_eq!(files["a.safetensors"], "file:///models/a.safetensors");
+}
+
+#[test]
 fn urls_keys_and_source_paths_must_be_safe_relative_paths() {
     assert_eq!(
         summary(&with_component(
