@@ -108,6 +108,7 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<ExitCode> {
         Command::Validate(args) => validate(args),
         Command::Plan(args) => crate::pipeline::plan(args, &global).await,
         Command::Pull(args) => crate::pipeline::pull(args, &global).await,
+        Command::Lock(args) => crate::pipeline::lock(args, &global).await,
         Command::Check(args) => crate::pipeline::check(args, &global).await,
         Command::List(args) => crate::pipeline::list(args, &global),
     }

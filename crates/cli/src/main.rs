@@ -8,7 +8,7 @@
 //! | 0 | success |
 //! | 1 | the operation failed (network, cache, verification, …) |
 //! | 2 | bad command line (unknown option, missing argument) |
-//! | 3 | a spec is invalid (`validate`, `plan`, `pull`, `check`) |
+//! | 3 | a spec is invalid (`validate`, `plan`, `pull`, `check`, `lock`) |
 //! | 4 | `check`: the pipeline is not (completely) available locally |
 
 mod commands;
@@ -92,6 +92,9 @@ enum Command {
     Plan(pipeline::PlanArgs),
     /// Download what a pipeline spec needs and assemble a folder diffusers loads; print its path.
     Pull(pipeline::PullArgs),
+    /// Resolve a pipeline spec to exact files and write them, with their sha256, to a lockfile
+    /// beside it (`flux.yaml` → `flux.lock`); print the lockfile's path.
+    Lock(pipeline::LockArgs),
     /// Tell, without any network, whether a pipeline is completely here; exit 4 if not.
     Check(pipeline::CheckArgs),
     /// List assembled pipelines and cached repos, with sizes and completeness.

@@ -1,4 +1,4 @@
-//! The pipeline commands: plan, pull, check, list.
+//! The pipeline commands: plan, pull, lock, check, list.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use pipefetch_fetcher::pipeline::check::list_pipelines;
 use pipefetch_fetcher::pipeline::plan::{Plan, Presence, SpecOrigin};
 use pipefetch_fetcher::pipeline::pull::PullOptions;
-use pipefetch_fetcher::{Fetcher, FileRequest, human_bytes};
+use pipefetch_fetcher::{Fetcher, FileRequest, Lock, human_bytes};
 use pipefetch_hub_client::{Repo, RepoId};
 use pipefetch_spec::PipelineSpec;
 
@@ -28,19 +28,45 @@ pub struct SpecArg {
     spec_revision: String,
 }
 
+/// `--locked` and where the lockfile is.
+#[derive(Debug, clap::Args)]
+pub struct LockedArg {
+    /// Use exactly the files of the spec's lockfile (see `pipefetch lock`): nothing is resolved,
+    /// and a spec edited since it was locked is an error.
+    #[arg(long)]
+    locked: bool,
+    /// The lockfile [default: the spec's path with `.lock` (`flux.yaml` → `flux.lock`); for a
+    /// hosted spec, `<its stem>.lock` in the current folder]
+    #[arg(long, value_name = "PATH")]
+    lockfile: Option<PathBuf>,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     #[command(flatten)]
     spec: SpecArg,
+    #[command(flatten)]
+    lock: LockedArg,
     /// Print JSON.
     #[arg(long)]
     json: bool,
 }
 
 #[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    spec: SpecArg,
+    /// Where to write the lockfile [default: as `--lockfile` of `pull --locked`]
+    #[arg(long, value_name = "PATH")]
+    lockfile: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct PullArgs {
     #[command(flatten)]
     spec: SpecArg,
+    #[command(flatten)]
+    lock: LockedArg,
     /// Where to assemble the pipeline [default: $HF_HOME/pipelines/<name>]
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -53,6 +79,8 @@ pub struct PullArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     spec: SpecArg,
+    #[command(flatten)]
+    lock: LockedArg,
     /// Re-hash every file instead of trusting sizes.
     #[arg(long)]
     verify: bool,
@@ -68,10 +96,41 @@ pub struct ListArgs {
     json: bool,
 }
 
-/// A spec and where it came from, or the exit code after its diagnostics were printed.
+/// A spec, where it came from and its text, or the exit code after its diagnostics were printed.
 enum Loaded {
-    Spec(Box<PipelineSpec>, SpecOrigin),
+    Spec(Box<Spec>),
     Invalid,
+}
+
+struct Spec {
+    spec: PipelineSpec,
+    origin: SpecOrigin,
+    /// The text it was parsed from (its sha256 goes into, and is checked against, lockfiles).
+    text: String,
+    /// Where its lockfile goes by default.
+    lockfile: PathBuf,
+}
+
+impl Spec {
+    fn lockfile(&self, arg: Option<&PathBuf>) -> PathBuf {
+        arg.cloned().unwrap_or_else(|| self.lockfile.clone())
+    }
+
+    /// The spec's lockfile, checked against the spec's text.
+    fn read_lock(&self, arg: Option<&PathBuf>) -> Result<Lock> {
+        let path = self.lockfile(arg);
+        let lock = Lock::read(&path).map_err(|e| match e {
+            pipefetch_fetcher::Error::Locked { what } if !path.exists() => {
+                pipefetch_fetcher::Error::Locked {
+                    what: format!("{what}; create it with `pipefetch lock {}`", self.spec.name),
+                }
+            }
+            other => other,
+        })?;
+        lock.check_spec(&self.text)
+            .with_context(|| format!("cannot use {}", path.display()))?;
+        Ok(lock)
+    }
 }
 
 async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded> {
@@ -79,9 +138,20 @@ async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded>
     let hosted = !path.exists()
         && arg.spec.split('/').count() >= 3
         && (arg.spec.ends_with(".yaml") || arg.spec.ends_with(".yml"));
+    let options = fetcher.spec_options();
     if !hosted {
-        return Ok(match pipefetch_spec::load_file(path) {
-            Ok(spec) => Loaded::Spec(Box::new(spec), SpecOrigin::Local(path.to_path_buf())),
+        let text = match pipefetch_spec::read_spec_file(path) {
+            Ok(text) => text,
+            // The loader turns the error into a diagnostic, like any other problem.
+            Err(_) => String::new(),
+        };
+        return Ok(match pipefetch_spec::load_file_with(path, &options) {
+            Ok(spec) => Loaded::Spec(Box::new(Spec {
+                spec,
+                origin: SpecOrigin::Local(path.to_path_buf()),
+                text,
+                lockfile: Lock::path_for(path),
+            })),
             Err(diagnostics) => {
                 let color = std::io::IsTerminal::is_terminal(&std::io::stderr());
                 eprint!("{}", diagnostics.render(color));
@@ -105,28 +175,41 @@ async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded>
         .with_context(|| format!("could not get the hosted spec {}", arg.spec))?;
     let text = std::fs::read_to_string(&local)
         .with_context(|| format!("could not read {}", local.display()))?;
-    Ok(match pipefetch_spec::parse_str(&text, file) {
-        Ok(spec) => Loaded::Spec(
-            Box::new(spec),
-            SpecOrigin::Hosted {
-                repo: Repo::new(repo.repo_type, RepoId::new(format!("{org}/{name}"))?),
-                revision: arg.spec_revision.clone(),
-                path: file.to_string(),
-            },
-        ),
-        Err(diagnostics) => {
-            eprint!("{}", diagnostics.render(false));
-            Loaded::Invalid
-        }
-    })
+    let stem = Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".into());
+    Ok(
+        match pipefetch_spec::parse_str_with(&text, file, &options) {
+            Ok(spec) => Loaded::Spec(Box::new(Spec {
+                spec,
+                origin: SpecOrigin::Hosted {
+                    repo: Repo::new(repo.repo_type, RepoId::new(format!("{org}/{name}"))?),
+                    revision: arg.spec_revision.clone(),
+                    path: file.to_string(),
+                },
+                text,
+                lockfile: PathBuf::from(format!("{stem}.lock")),
+            })),
+            Err(diagnostics) => {
+                eprint!("{}", diagnostics.render(false));
+                Loaded::Invalid
+            }
+        },
+    )
 }
 
 pub async fn plan(args: PlanArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let fetcher = fetcher(global)?;
-    let Loaded::Spec(spec, origin) = load(&args.spec, &fetcher, false).await? else {
+    let Loaded::Spec(s) = load(&args.spec, &fetcher, false).await? else {
         return Ok(ExitCode::from(INVALID_SPEC));
     };
-    let plan = fetcher.plan(&spec, &origin, false).await?;
+    let plan = if args.lock.locked {
+        let lock = s.read_lock(args.lock.lockfile.as_ref())?;
+        fetcher.plan_locked(&lock).await?
+    } else {
+        fetcher.plan(&s.spec, &s.origin, false).await?
+    };
     let disk = fetcher.check_disk(&plan);
     if args.json {
         let out = serde_json::json!({
@@ -189,20 +272,25 @@ fn print_plan(plan: &Plan) {
 
 pub async fn pull(args: PullArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let fetcher = fetcher(global)?;
-    let Loaded::Spec(spec, origin) = load(&args.spec, &fetcher, false).await? else {
+    let Loaded::Spec(s) = load(&args.spec, &fetcher, false).await? else {
         return Ok(ExitCode::from(INVALID_SPEC));
     };
     let options = PullOptions {
         out: args.out,
         skip_disk_check: args.no_disk_check,
     };
-    let folder = fetcher
-        .download_diffusers_pipeline(&spec, &origin, &options)
-        .await
-        .with_context(|| format!("could not pull pipeline `{}`", spec.name))?;
+    let folder = if args.lock.locked {
+        let lock = s.read_lock(args.lock.lockfile.as_ref())?;
+        fetcher.pull_locked(&lock, &options).await
+    } else {
+        fetcher
+            .download_diffusers_pipeline(&s.spec, &s.origin, &options)
+            .await
+    }
+    .with_context(|| format!("could not pull pipeline `{}`", s.spec.name))?;
     eprintln!(
         "{}: {} files, {} downloaded",
-        spec.name,
+        s.spec.name,
         folder.plan.files.len(),
         human_bytes(folder.downloaded_bytes)
     );
@@ -212,12 +300,18 @@ pub async fn pull(args: PullArgs, global: &GlobalArgs) -> Result<ExitCode> {
 
 pub async fn check(args: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let fetcher = fetcher(global)?;
-    let Loaded::Spec(spec, origin) = load(&args.spec, &fetcher, true).await? else {
+    let Loaded::Spec(s) = load(&args.spec, &fetcher, true).await? else {
         return Ok(ExitCode::from(INVALID_SPEC));
     };
-    let availability = fetcher
-        .is_available_locally(&spec, &origin, args.verify)
-        .await?;
+    let availability = if args.lock.locked {
+        let lock = s.read_lock(args.lock.lockfile.as_ref())?;
+        fetcher.is_available_locked(&lock, args.verify).await?
+    } else {
+        fetcher
+            .is_available_locally(&s.spec, &s.origin, args.verify)
+            .await?
+    };
+    let spec = &s.spec;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&availability)?);
     } else if availability.available {
@@ -242,6 +336,28 @@ pub async fn check(args: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(NOT_AVAILABLE)
     })
+}
+
+pub async fn lock(args: LockArgs, global: &GlobalArgs) -> Result<ExitCode> {
+    let fetcher = fetcher(global)?;
+    let Loaded::Spec(s) = load(&args.spec, &fetcher, false).await? else {
+        return Ok(ExitCode::from(INVALID_SPEC));
+    };
+    let lock = fetcher
+        .lock(&s.spec, &s.origin, &s.text)
+        .await
+        .with_context(|| format!("could not lock pipeline `{}`", s.spec.name))?;
+    let path = s.lockfile(args.lockfile.as_ref());
+    lock.write(&path)?;
+    let bytes: u64 = lock.files.iter().map(|f| f.size).sum();
+    eprintln!(
+        "{}: locked {} files, {}",
+        s.spec.name,
+        lock.files.len(),
+        human_bytes(bytes)
+    );
+    println!("{}", path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn list(args: ListArgs, global: &GlobalArgs) -> Result<ExitCode> {

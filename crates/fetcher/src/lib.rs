@@ -342,6 +342,18 @@ impl Fetcher {
         &self.sources
     }
 
+    /// How specs should be read for this fetcher: `urls:` may use the schemes of every registered
+    /// source (`https`, loopback `http`, plus whatever an application added).
+    pub fn spec_options(&self) -> pipefetch_spec::ParseOptions {
+        self.sources
+            .url_schemes()
+            .into_iter()
+            .filter(|s| s != "https" && s != "http")
+            .fold(pipefetch_spec::ParseOptions::default(), |o, s| {
+                o.url_scheme(s)
+            })
+    }
+
     /// The civitai.com token, if any.
     pub(crate) fn civitai_token(&self) -> Option<&Token> {
         self.civitai_token.as_ref()

@@ -38,7 +38,7 @@ pub const LOCK_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 #[schemars(title = "pipefetch lockfile")]
 pub struct Lock {
-    /// The format version ([`LOCK_VERSION`]).
+    /// The format version: 1.
     pub version: u32,
     /// The pipeline's name (its folder name).
     pub name: String,
@@ -51,7 +51,7 @@ pub struct Lock {
     pub files: Vec<LockedFile>,
 }
 
-/// One file of a [`Lock`].
+/// One file of a lockfile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LockedFile {

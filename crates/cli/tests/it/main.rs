@@ -313,3 +313,93 @@ async fn a_killed_download_resumes_from_what_it_wrote() {
         "a partial file was left"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lock_then_locked_pull_on_another_machine_and_an_edited_spec_is_refused() {
+    let e = env().await;
+    let specs = tempfile::tempdir().expect("tempdir");
+    let yaml = "repo_id: acme/pipe\n";
+    let path = spec(specs.path(), "pipe.yaml", yaml);
+    let out = pipefetch(&e, &["--progress", "none", "lock", &path], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let lockfile = specs.path().join("pipe.lock");
+    assert_eq!(text(&out.stdout).trim(), lockfile.display().to_string());
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&lockfile).expect("lockfile")).expect("json");
+    assert_eq!(lock["version"], 1);
+    assert_eq!(lock["files"].as_array().map(Vec::len), Some(3));
+
+    // Another machine (HF_HOME), the same lock: no resolution, same folder.
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_home = other.path().display().to_string();
+    e.hub.log().clear();
+    let out = pipefetch(
+        &e,
+        &["--progress", "none", "pull", "--locked", &path],
+        &[("HF_HOME", &other_home)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let folder = text(&out.stdout).trim().to_string();
+    assert_eq!(
+        std::fs::read(Path::new(&folder).join("unet/diffusion_pytorch_model.safetensors"))
+            .expect("weights"),
+        random_bytes(1, 5000)
+    );
+    assert_eq!(e.hub.log().count(pipefetch_hub_server::Route::ApiRepo), 0);
+    assert_eq!(e.hub.log().count(pipefetch_hub_server::Route::ApiTree), 0);
+
+    // Warm and locked: no request at all; `check --locked` agrees; `plan --locked` shows it.
+    e.hub.log().clear();
+    let out = pipefetch(
+        &e,
+        &["--progress", "none", "pull", "--locked", &path],
+        &[("HF_HOME", &other_home)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = pipefetch(
+        &e,
+        &["check", "--locked", &path],
+        &[("HF_HOME", &other_home)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = pipefetch(
+        &e,
+        &["plan", "--locked", "--json", &path],
+        &[("HF_HOME", &other_home)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    assert_eq!(plan["missing_bytes"], 0);
+    assert_eq!(
+        e.hub.log().entries(),
+        vec![],
+        "warm locked commands make no request"
+    );
+
+    // Edit the spec: the lock no longer describes it.
+    std::fs::write(&path, "repo_id: acme/pipe\nvariant: fp16\n").expect("edit");
+    let out = pipefetch(
+        &e,
+        &["pull", "--locked", &path],
+        &[("HF_HOME", &other_home)],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("changed since it was locked"), "{err}");
+    assert!(err.contains("pipefetch lock"), "{err}");
+
+    // No lockfile at all.
+    let lonely = spec(specs.path(), "lonely.yaml", yaml);
+    let out = pipefetch(&e, &["pull", "--locked", &lonely], &[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("there is no lockfile at"),
+        "{}",
+        text(&out.stderr)
+    );
+}

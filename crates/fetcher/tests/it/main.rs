@@ -2,8 +2,12 @@
 
 mod download;
 mod engine;
+mod lock;
 mod pipeline;
+mod schema;
 mod select;
 mod snapshot;
+mod sources;
 mod support;
 mod url_source;
+mod world;

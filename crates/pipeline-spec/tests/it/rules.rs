@@ -367,7 +367,8 @@ fn urls_of_registered_schemes_are_accepted_only_when_registered() {
         Some("URLs must use `https://` (plain `http://` only to localhost), `file://`")
     );
     let options = options.url_scheme("s3");
-    let spec = pipefetch_spec::parse_str_with(&text, "spec.yaml", &options).expect("both registered");
+    let spec =
+        pipefetch_spec::parse_str_with(&text, "spec.yaml", &options).expect("both registered");
     let pipefetch_spec::ComponentSource::Urls { files, .. } = &spec.components["vae"] else {
         panic!("not urls: {:?}", spec.components["vae"]);
     };
