@@ -140,11 +140,8 @@ async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded>
         && (arg.spec.ends_with(".yaml") || arg.spec.ends_with(".yml"));
     let options = fetcher.spec_options();
     if !hosted {
-        let text = match pipefetch_spec::read_spec_file(path) {
-            Ok(text) => text,
-            // The loader turns the error into a diagnostic, like any other problem.
-            Err(_) => String::new(),
-        };
+        // A read error is reported by the loader below, as a diagnostic like any other.
+        let text = pipefetch_spec::read_spec_file(path).unwrap_or_default();
         return Ok(match pipefetch_spec::load_file_with(path, &options) {
             Ok(spec) => Loaded::Spec(Box::new(Spec {
                 spec,
