@@ -11,6 +11,10 @@
 //! | 3 | a spec is invalid (`validate`, `plan`, `pull`, `check`, `lock`) |
 //! | 4 | `check`: the pipeline is not (completely) available locally |
 
+// Doc comments on the argument types are clap's help texts, written for a terminal
+// (`[default: $HF_HOME/pipelines/<name>]`), not rustdoc markup.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+
 mod commands;
 mod pipeline;
 mod render;

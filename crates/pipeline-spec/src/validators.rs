@@ -1,7 +1,7 @@
 //! Single-value validators shared with the other pipefetch crates.
 //!
 //! Each returns `Err(reason)` with a short phrase that completes a sentence such as
-//! "invalid repo id `x`: <reason>". Callers add the value and the context themselves, so the
+//! "invalid repo id `x`: REASON". Callers add the value and the context themselves, so the
 //! same rule reads naturally in a spec diagnostic, a CLI argument error or a cache lookup.
 
 /// The longest organisation or repository name the Hub accepts.

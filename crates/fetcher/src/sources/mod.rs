@@ -1,6 +1,6 @@
 //! Sources: where the files of a pipeline come from, behind one trait.
 //!
-//! A [`Source`] is registered with the [`Fetcher`](crate::Fetcher) for the spec keys (`hf_repo`,
+//! A [`Source`] is registered with the [`Fetcher`] for the spec keys (`hf_repo`,
 //! `source`, `local_path`) and the URL schemes (`https`, …) it serves. Planning asks it to resolve
 //! a component, or one URL of a `urls:` component, into [`PlanFile`]s. Each planned file carries an
 //! [`Origin`]: a handle made by its source that answers every later question about that one file —
