@@ -1,7 +1,8 @@
 //! Developer tasks for pipefetch, run as `cargo xtask <task>` (see `.cargo/config.toml`).
 //!
-//! - `ci`      — everything CI checks: formatting, clippy with `-D warnings`, the whole test suite and
-//!   the interop suite. `.ci/run` runs exactly this.
+//! - `ci`      — everything CI checks: formatting, clippy with `-D warnings`, the whole test suite,
+//!   docs without warnings, a packaging dry run of every publishable crate, and the interop suite.
+//!   `.ci/run` runs exactly this.
 //! - `interop` — the Python interop suite alone: a venv under `target/interop-venv` with the real
 //!   `huggingface_hub` from PyPI checks that our cache and our server are faithful.
 //! - `demo`    — the main job against the bundled hub-server and a bundled example repo, with bars.
@@ -79,6 +80,17 @@ fn ci() -> Result<()> {
     })?;
     util::step("cargo test", || {
         util::cargo(&["test", "--workspace", "--locked"])
+    })?;
+    util::step("cargo doc (no warnings)", || {
+        util::cargo_with_env(
+            &["doc", "--workspace", "--exclude", "xtask", "--no-deps", "--locked"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
+    // A dry run of publishing: every publishable crate is packaged and built from its package
+    // (catches a missing file, a path dependency without a version, a broken manifest).
+    util::step("cargo package (publishable crates)", || {
+        util::cargo(&["package", "--workspace", "--exclude", "xtask", "--locked"])
     })?;
     let mut skipped = None;
     util::step("interop suite", || {
