@@ -7,12 +7,15 @@
 //! - `demo`    — the main job against the bundled hub-server and a bundled example repo, with bars.
 //! - `bench`   — throughput side by side with curl, huggingface_hub (and aria2c, hf_transfer when
 //!   available), reported as ratios.
+//! - `garage`  — installs Garage (the S3-compatible store the mirror's tests use) when missing;
+//!   `--serve` runs one for manual work.
 //!
 //! xtask keeps few dependencies on purpose (anyhow, plus our own hub-server for fixtures): it must
 //! build quickly on a fresh clone.
 
 mod bench;
 mod demo;
+mod garage;
 mod interop;
 mod util;
 
@@ -23,7 +26,8 @@ const USAGE: &str = "usage: cargo xtask <ci|interop|demo|bench> [options]
   ci                    fmt check, clippy -D warnings, all tests, the interop suite
   interop [-k EXPR]     the Python interop suite only (pytest -k EXPR to select)
   demo                  pull the bundled example against a local hub-server, with progress bars
-  bench [--size-mb N]   download throughput vs. curl / huggingface_hub / aria2c / hf_transfer";
+  bench [--size-mb N]   download throughput vs. curl / huggingface_hub / aria2c / hf_transfer
+  garage [--serve]      install Garage (S3 store for the mirror tests) if missing; --serve runs one";
 
 fn main() {
     if let Err(err) = run() {
@@ -46,6 +50,7 @@ fn run() -> Result<()> {
         }
         "demo" => demo::run(&rest),
         "bench" => bench::run(&rest),
+        "garage" => garage::run(&rest),
         "" | "help" | "-h" | "--help" => {
             println!("{USAGE}");
             Ok(())
@@ -77,8 +82,18 @@ fn ci() -> Result<()> {
             "warnings",
         ])
     })?;
+    // Before the tests: the mirror's tests run against a real Garage, and fail under CI without it.
+    let mut garage_bin = std::path::PathBuf::new();
+    util::step("garage (S3 store for the mirror tests)", || {
+        garage_bin = garage::ensure()?;
+        eprintln!("using {}", garage_bin.display());
+        Ok(())
+    })?;
     util::step("cargo test", || {
-        util::cargo(&["test", "--workspace", "--locked"])
+        util::cargo_with_env(
+            &["test", "--workspace", "--locked"],
+            &[("GARAGE_BIN", garage_bin.as_os_str())],
+        )
     })?;
     let mut skipped = None;
     util::step("interop suite", || {

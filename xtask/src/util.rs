@@ -39,8 +39,14 @@ fn cargo_bin() -> String {
 /// With this and line tables only (`[profile.dev]`), a fresh clone's `target/debug` after `cargo
 /// xtask ci` measured 1.1 GB, where it was about 4 GB.
 pub fn cargo(args: &[&str]) -> Result<()> {
+    cargo_with_env(args, &[])
+}
+
+/// [`cargo`] with extra environment variables for the child.
+pub fn cargo_with_env(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     let mut cmd = Command::new(cargo_bin());
     cmd.args(args).current_dir(root());
+    cmd.envs(envs.iter().copied());
     if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
         cmd.env("CARGO_INCREMENTAL", "0");
     }
