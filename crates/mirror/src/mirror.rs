@@ -210,6 +210,13 @@ impl MirrorBuilder {
             source: Box::new(source),
         })?;
         let part_size = self.part_size.max(MIN_PART_SIZE);
+        tracing::debug!(
+            location = %self.location,
+            endpoint = %shown_endpoint,
+            region = %self.region,
+            credentials = ?credentials,
+            "mirror client built"
+        );
         Ok(Mirror {
             inner: Arc::new(Inner {
                 store,
@@ -496,9 +503,14 @@ impl Mirror {
             key: key.to_string(),
             endpoint: inner.endpoint.clone(),
         });
-        match source {
+        // Listing errors come wrapped as `Generic`, so the S3 code decides as much as the variant.
+        let refused = matches!(
+            source,
             object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. } => Error::AccessDenied {
+                | object_store::Error::Unauthenticated { .. }
+        ) || code.as_deref().is_some_and(|c| REFUSED_CODES.contains(&c));
+        match source {
+            source if refused => Error::AccessDenied {
                 request,
                 key_id: inner.key_id.clone(),
                 code,
@@ -515,6 +527,17 @@ impl Mirror {
         }
     }
 }
+
+/// S3 error codes that mean "these credentials may not do this".
+const REFUSED_CODES: [&str; 7] = [
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AllAccessDisabled",
+];
 
 /// Walks an error's causes.
 fn chain<'a>(

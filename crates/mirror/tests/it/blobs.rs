@@ -164,7 +164,9 @@ async fn an_interrupted_upload_leaves_no_object_and_a_rerun_sends_only_what_is_m
             result = upload => panic!("the upload finished before the interruption: {result:?}"),
             () = progress.acked.notified() => {}
         }
-        assert!(progress.sent.load(Ordering::SeqCst) >= PART);
+        // Some part was stored (parts finish in any order: the 1-byte last one may be first).
+        let sent = progress.sent.load(Ordering::SeqCst);
+        assert!(sent > 0 && sent < big.len() as u64, "{sent}");
         assert_eq!(mirror.blob_size(&big_sha).await.unwrap(), None);
         let key = format!("/{}/resume/blobs/sha256/{big_sha}", garage.bucket());
         let completed = garage

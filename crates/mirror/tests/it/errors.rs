@@ -58,7 +58,9 @@ async fn refused_credentials_are_named_without_the_secret() {
                 assert!(text.contains("hint: "), "{text}");
                 assert!(!text.contains(wrong_secret), "{text}");
                 assert!(!text.contains(&garage.key().secret), "{text}");
-                assert!(!text.contains(&creds.access_key_id), "only masked: {text}");
+                // Our message masks the key id (an identifier, not a secret: the store's own
+                // message in the causes may repeat it, as Garage's "No such key: GK…" does).
+                assert!(!err.to_string().contains(&creds.access_key_id), "{text}");
             }
         }
     })
