@@ -42,15 +42,42 @@ pub fn cargo(args: &[&str]) -> Result<()> {
     cargo_with_env(args, &[])
 }
 
-/// [`cargo`] with extra environment variables.
-pub fn cargo_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+/// [`cargo`] with extra environment variables for the child.
+pub fn cargo_with_env(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Result<()> {
     let mut cmd = Command::new(cargo_bin());
     cmd.args(args).current_dir(root());
-    cmd.envs(env.iter().copied());
+    cmd.envs(envs.iter().copied());
     if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
         cmd.env("CARGO_INCREMENTAL", "0");
     }
     run(&mut cmd)
+}
+
+/// The workspace's packages marked `publish = false` (xtask, test harnesses, the Python
+/// extension, which ships to PyPI): a packaging dry run leaves them out. Read from the manifests'
+/// `[package]` tables, which are ours and simple.
+pub fn unpublished_packages() -> Result<Vec<String>> {
+    let mut manifests = vec![root().join("xtask/Cargo.toml")];
+    for entry in std::fs::read_dir(root().join("crates"))? {
+        manifests.push(entry?.path().join("Cargo.toml"));
+    }
+    let mut out = Vec::new();
+    for manifest in manifests.iter().filter(|m| m.is_file()) {
+        let text = std::fs::read_to_string(manifest)
+            .with_context(|| format!("could not read {}", manifest.display()))?;
+        let package = text.split("\n[").next().unwrap_or_default();
+        let field = |key: &str| {
+            package.lines().find_map(|line| {
+                let (k, v) = line.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+            })
+        };
+        if field("publish").as_deref() == Some("false") {
+            out.extend(field("name"));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Runs a command to completion, inheriting stdio.

@@ -13,7 +13,11 @@
 
 // Doc comments on the argument types are clap's help texts, written for a terminal
 // (`[default: $HF_HOME/pipelines/<name>]`), not rustdoc markup.
-#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags, rustdoc::bare_urls)]
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
 
 mod commands;
 mod pipeline;
