@@ -70,6 +70,12 @@ pub struct LockedFile {
     pub transform: Transform,
     /// Where its bytes come from.
     pub source: LockedSource,
+    /// Another URL the same bytes can be fetched from first, such as a presigned URL of a fleet's
+    /// mirror (`pipefetch mirror presign`); the bytes must still hash to `sha256`, and the file
+    /// still lands where its source puts it. Never holds a credential other than the URL's own
+    /// signature, which expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_url: Option<String>,
 }
 
 /// Where a locked file's bytes come from: the `kind` of source that resolved it, and the fields
@@ -301,6 +307,7 @@ impl Fetcher {
                 sha256: f.expected.hex().unwrap_or_default().to_string(),
                 transform: f.transform.clone(),
                 source: f.origin.lock(),
+                mirror_url: None,
             })
             .collect();
         Ok(Lock {
