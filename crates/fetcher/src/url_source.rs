@@ -650,7 +650,7 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
             }
         } else if head.status != 200 {
             return Err(ctx.transfer_error(pipefetch_hub_client::Error::Protocol {
-                url: head.final_url.to_string(),
+                url: pipefetch_hub_client::redact_url(&head.final_url),
                 what: format!("status {} to a request without Range", head.status),
             }));
         }
@@ -684,7 +684,7 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
                 .size
                 .filter(|&size| sink.position() < size)
                 .map(|size| pipefetch_hub_client::Error::BodyCut {
-                    url: head.final_url.to_string(),
+                    url: pipefetch_hub_client::redact_url(&head.final_url),
                     received: sink.position(),
                     expected: size,
                 })

@@ -6,10 +6,11 @@ use url::Url;
 
 use crate::client::{Ctx, HubClient, Redirects};
 use crate::error::{Error, Result};
+use crate::redact::{redact_url, redact_url_str};
 use crate::repo::{Repo, repo_info_url, resolve_url, tree_url};
 
 /// What the Hub says about one file at one revision (the answer to its `HEAD`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FileMetadata {
     /// The commit the revision resolved to (`X-Repo-Commit`).
@@ -18,12 +19,26 @@ pub struct FileMetadata {
     pub etag: String,
     /// The file's size (`X-Linked-Size`, else `Content-Length` of a non-redirect answer).
     pub size: u64,
-    /// The absolute URL to `GET`: the redirect target (CDN) or the final resolve URL.
+    /// The absolute URL to `GET`: the redirect target (CDN) or the final resolve URL. A CDN
+    /// URL is signed in its query: `Debug` shows it through [`redact_url`].
     pub location: Url,
     /// Whether the file is stored in LFS/Xet (the answer carried `X-Linked-Etag`).
     pub is_lfs: bool,
     /// The Xet hash (`X-Xet-Hash`), when the file is stored in Xet.
     pub xet_hash: Option<String>,
+}
+
+impl std::fmt::Debug for FileMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileMetadata")
+            .field("commit", &self.commit)
+            .field("etag", &self.etag)
+            .field("size", &self.size)
+            .field("location", &redact_url(&self.location))
+            .field("is_lfs", &self.is_lfs)
+            .field("xet_hash", &self.xet_hash)
+            .finish()
+    }
 }
 
 /// A repository's description at one revision.
@@ -149,7 +164,7 @@ pub(crate) fn next_link(headers: &HeaderMap, base: &Url) -> Option<Url> {
 
 fn protocol(url: &Url, what: &str) -> Error {
     Error::Protocol {
-        url: url.to_string(),
+        url: redact_url(url),
         what: format!("{what}; not a Hugging Face Hub endpoint? a proxy or firewall?"),
     }
 }
@@ -304,8 +319,8 @@ pub(crate) fn parse_metadata(
         .map_err(|_| protocol(url, &format!("the file size {size:?} is not a number")))?;
     let location = match get("location").filter(|_| redirect) {
         Some(loc) => url.join(loc).map_err(|e| Error::Protocol {
-            url: url.to_string(),
-            what: format!("invalid Location {loc:?}: {e}"),
+            url: redact_url(url),
+            what: format!("invalid Location {:?}: {e}", redact_url_str(loc)),
         })?,
         None => url.clone(),
     };

@@ -27,6 +27,7 @@ use url::Url;
 
 use crate::env::{HfEnv, Token, TokenSource};
 use crate::error::{Error, Result};
+use crate::redact::{redact_url, redact_url_str};
 use crate::repo::Repo;
 use crate::retry::{RetryEvent, RetryObserver, RetryPolicy, RetryReason, server_wait};
 
@@ -202,7 +203,7 @@ impl HubClientBuilder {
         };
         let endpoint =
             Url::parse(self.endpoint.trim_end_matches('/')).map_err(|e| Error::InvalidUrl {
-                url: self.endpoint.clone(),
+                url: redact_url_str(&self.endpoint),
                 reason: e.to_string(),
             })?;
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host().is_none() {
@@ -471,7 +472,7 @@ impl HubClient {
     ) -> Result<Response> {
         if self.inner.offline {
             return Err(Error::Offline {
-                url: url.to_string(),
+                url: redact_url(url),
             });
         }
         let mut current = url.clone();
@@ -507,7 +508,7 @@ impl HubClient {
                 req = req.header(header::RANGE, value);
             }
             let req = req.body(Empty::new()).map_err(|e| Error::InvalidUrl {
-                url: current.to_string(),
+                url: redact_url(&current),
                 reason: e.to_string(),
             })?;
 
@@ -516,7 +517,7 @@ impl HubClient {
                 match tokio::time::timeout(header_timeout, self.inner.http.request(req)).await {
                     Err(_) => {
                         return Err(Error::Timeout {
-                            url: current.to_string(),
+                            url: redact_url(&current),
                             what: "response headers",
                             after: header_timeout,
                         });
@@ -527,12 +528,12 @@ impl HubClient {
                         {
                             return Err(Error::ProxyRejected {
                                 proxy: p.proxy.clone(),
-                                url: current.to_string(),
+                                url: redact_url(&current),
                                 status: 407,
                             });
                         }
                         return Err(Error::Connect {
-                            url: current.to_string(),
+                            url: redact_url(&current),
                             proxy: current
                                 .as_str()
                                 .parse::<http::Uri>()
@@ -543,7 +544,7 @@ impl HubClient {
                     }
                     Ok(Err(e)) => {
                         return Err(Error::Transport {
-                            url: current.to_string(),
+                            url: redact_url(&current),
                             source: Box::new(e),
                         });
                     }
@@ -582,7 +583,7 @@ impl HubClient {
             current = target;
         }
         Err(Error::TooManyRedirects {
-            url: url.to_string(),
+            url: redact_url(url),
             hops: MAX_REDIRECTS,
         })
     }
@@ -633,7 +634,7 @@ impl HubClient {
             Error::BodyCut { .. } => RetryReason::BodyCut,
             _ => RetryReason::Connection,
         };
-        tracing::debug!(%url, attempt, ?wait, error = %error, "retrying");
+        tracing::debug!(url = %redact_url(url), attempt, ?wait, error = %error, "retrying");
         if let Some(observer) = &self.inner.on_retry {
             observer(&RetryEvent {
                 url: url.to_string(),
@@ -666,7 +667,7 @@ impl HubClient {
         let commit = header("x-repo-commit");
         let retry_after = server_wait(&resp.headers);
         let status = resp.status.as_u16();
-        let url = resp.url.to_string();
+        let url = redact_url(&resp.url);
         let authenticated = resp.authenticated;
 
         if message.is_none() {
@@ -781,7 +782,7 @@ impl HubClient {
                 return Err(self.status_error(resp, ctx).await);
             }
             let headers = resp.headers.clone();
-            let final_url = resp.url.to_string();
+            let final_url = redact_url(&resp.url);
             let mut stream = self.stream(resp);
             let bytes = stream.collect_capped(MAX_JSON_BYTES).await?;
             let value = serde_json::from_slice(&bytes).map_err(|e| Error::Protocol {
@@ -803,7 +804,8 @@ impl HubClient {
         };
         ByteStream {
             body: resp.body,
-            url: resp.url.to_string(),
+            // Only ever shown (errors, Debug): kept without its query.
+            url: redact_url(&resp.url),
             idle,
             min_rate: self.inner.min_rate,
             timer: Box::pin(tokio::time::sleep(first_deadline)),
@@ -836,19 +838,22 @@ async fn drain_small(mut body: Incoming, headers: &HeaderMap, limit: Duration) {
 /// non-HTTP targets.
 pub(crate) fn redirect_target(current: &Url, location: &str) -> Result<Url> {
     let target = current.join(location).map_err(|e| Error::Protocol {
-        url: current.to_string(),
-        what: format!("redirect to an invalid Location {location:?}: {e}"),
+        url: redact_url(current),
+        what: format!(
+            "redirect to an invalid Location {:?}: {e}",
+            redact_url_str(location)
+        ),
     })?;
     if current.scheme() == "https" && target.scheme() == "http" {
         return Err(Error::InsecureRedirect {
-            from: current.to_string(),
-            to: target.to_string(),
+            from: redact_url(current),
+            to: redact_url(&target),
         });
     }
     if !matches!(target.scheme(), "http" | "https") {
         return Err(Error::Protocol {
-            url: current.to_string(),
-            what: format!("redirect to a non-HTTP URL {target}"),
+            url: redact_url(current),
+            what: format!("redirect to a non-HTTP URL {}", redact_url(&target)),
         });
     }
     Ok(target)
@@ -987,7 +992,7 @@ mod tests {
         let err = redirect_target(&https, "http://hub.example/a").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "refusing the redirect from https://hub.example/org/name/resolve/main/a?x=1 to \
+            "refusing the redirect from https://hub.example/org/name/resolve/main/a?<redacted> to \
              http://hub.example/a: it downgrades HTTPS to HTTP"
         );
         let t = redirect_target(&https, "/api/resolve-cache/x?etag=%22e%22").unwrap();

@@ -9,6 +9,7 @@ use url::Url;
 
 use crate::client::{Auth, ByteStream, Ctx, HubClient, Redirects};
 use crate::error::{Error, Result};
+use crate::redact::redact_url;
 
 /// Where downloaded bytes go; the fetcher implements it to write a file and hash it.
 pub trait BodySink: Send {
@@ -102,10 +103,11 @@ impl ResponseInfo {
 }
 
 /// How a download went.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DownloadOutcome {
-    /// The URL that served the bytes, after redirects.
+    /// The URL that served the bytes, after redirects (its query may be a credential: `Debug`
+    /// shows it through [`redact_url`]).
     pub final_url: Url,
     /// Headers of the first successful answer.
     pub info: ResponseInfo,
@@ -159,7 +161,8 @@ impl HubClient {
         if pos < range.start || range.end.is_some_and(|e| pos > e || range.start > e) {
             return Err(Error::Config {
                 what: format!(
-                    "download of {url}: the sink is at {pos}, outside the requested range {}..{}",
+                    "download of {}: the sink is at {pos}, outside the requested range {}..{}",
+                    redact_url(url),
                     range.start,
                     range.end.map(|e| e.to_string()).unwrap_or_default()
                 ),
@@ -259,7 +262,7 @@ impl HubClient {
             && !enc.eq_ignore_ascii_case("identity")
         {
             return Err(Error::Protocol {
-                url: final_url.to_string(),
+                url: redact_url(&final_url),
                 what: format!("the body is encoded ({enc}) although identity was asked for"),
             });
         }
@@ -270,14 +273,14 @@ impl HubClient {
                 let cr = header(header::CONTENT_RANGE).unwrap_or_default();
                 let Some((a, b, total)) = parse_content_range(&cr) else {
                     return Err(Error::Protocol {
-                        url: final_url.to_string(),
+                        url: redact_url(&final_url),
                         what: format!("206 with an invalid Content-Range {cr:?}"),
                     });
                 };
                 let want_last = state.expected_end.or(total).map(|e| e.saturating_sub(1));
                 if a != from || want_last.is_some_and(|w| w != b) || b < a {
                     return Err(Error::Protocol {
-                        url: final_url.to_string(),
+                        url: redact_url(&final_url),
                         what: format!(
                             "asked for bytes {from}-{} but the server sent Content-Range {cr:?}",
                             range
@@ -300,7 +303,7 @@ impl HubClient {
                     // The server ignored Range and sends the whole file: keep what the caller had
                     // before the range, throw away what this call had written, skip the prefix.
                     sink.restart(range.start).await.map_err(|e| Error::Io {
-                        url: final_url.to_string(),
+                        url: redact_url(&final_url),
                         source: e,
                     })?;
                     state.restarted = true;
@@ -324,7 +327,7 @@ impl HubClient {
                 }
                 return Err(Error::Http {
                     status: 416,
-                    url: final_url.to_string(),
+                    url: redact_url(&final_url),
                     request_id: header(header::HeaderName::from_static("x-request-id")),
                     message: Some(format!(
                         "range starting at byte {from} not satisfiable (Content-Range: {cr:?})"
@@ -334,7 +337,7 @@ impl HubClient {
             }
             s if s.is_success() => {
                 return Err(Error::Protocol {
-                    url: final_url.to_string(),
+                    url: redact_url(&final_url),
                     what: format!("unexpected status {s} for a download"),
                 });
             }
@@ -346,7 +349,7 @@ impl HubClient {
 
         let mut stream: ByteStream = self.stream(resp);
         let io = |e: std::io::Error| Error::Io {
-            url: final_url.to_string(),
+            url: redact_url(&final_url),
             source: e,
         };
         while let Some(mut chunk) = stream.next_chunk().await? {
@@ -376,7 +379,7 @@ impl HubClient {
             && sink.position() < end
         {
             return Err(Error::BodyCut {
-                url: final_url.to_string(),
+                url: redact_url(&final_url),
                 received: sink.position(),
                 expected: end,
             });
@@ -424,17 +427,41 @@ impl HubClient {
 }
 
 /// The head of a [`HubClient::get_stream`] answer.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct DownloadHead {
     /// 200 or 206.
     pub status: u16,
-    /// The URL that answered, after redirects.
+    /// The URL that answered, after redirects (`Debug` shows it through [`redact_url`]).
     pub final_url: Url,
     /// Selected headers.
     pub info: ResponseInfo,
     /// `Content-Range` as `(first, last, total)`.
     pub content_range: Option<(u64, u64, Option<u64>)>,
+}
+
+impl std::fmt::Debug for DownloadOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadOutcome")
+            .field("final_url", &redact_url(&self.final_url))
+            .field("info", &self.info)
+            .field("end", &self.end)
+            .field("total", &self.total)
+            .field("resumes", &self.resumes)
+            .field("restarted", &self.restarted)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for DownloadHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DownloadHead")
+            .field("status", &self.status)
+            .field("final_url", &redact_url(&self.final_url))
+            .field("info", &self.info)
+            .field("content_range", &self.content_range)
+            .finish()
+    }
 }
 
 struct State {

@@ -42,6 +42,7 @@ mod download;
 pub mod env;
 mod error;
 mod proxy;
+mod redact;
 mod repo;
 mod retry;
 
@@ -51,6 +52,7 @@ pub use download::{BodySink, ByteRange, DownloadHead, DownloadOutcome, ResponseI
 pub use env::{HfEnv, Token, TokenSource};
 pub use error::{BoxError, Error, Result};
 pub use proxy::ProxyVars;
+pub use redact::{redact_url, redact_url_str};
 pub use repo::{
     Repo, RepoId, RepoType, encode_path, encode_revision, is_commit_sha, repo_info_url,
     resolve_url, tree_url,

@@ -96,10 +96,12 @@ pub enum RetryReason {
 }
 
 /// One retry about to happen, for progress reporting.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RetryEvent {
-    /// The request's URL.
+    /// The request's URL, whole (an observer matches it against the URLs it asked for). Its
+    /// query may be a credential (a presigned URL's signature): show it only through
+    /// [`crate::redact_url_str`], as `Debug` does.
     pub url: String,
     /// Why.
     pub reason: RetryReason,
@@ -113,6 +115,20 @@ pub struct RetryEvent {
     pub error: String,
     /// For downloads: the absolute offset the next attempt resumes from.
     pub resume_from: Option<u64>,
+}
+
+impl std::fmt::Debug for RetryEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetryEvent")
+            .field("url", &crate::redact_url_str(&self.url))
+            .field("reason", &self.reason)
+            .field("attempt", &self.attempt)
+            .field("max_attempts", &self.max_attempts)
+            .field("wait", &self.wait)
+            .field("error", &self.error)
+            .field("resume_from", &self.resume_from)
+            .finish()
+    }
 }
 
 /// A callback that observes retries; it must not block.

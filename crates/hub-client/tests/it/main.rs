@@ -8,6 +8,7 @@ mod hub;
 mod metadata;
 mod proxy;
 mod raw_server;
+mod redaction;
 mod retries;
 
 use std::future::Future;
