@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::repo::{GATED_MARKER, RepoKind, valid_segment};
 
+pub mod world;
+
 /// Deterministic pseudo-random bytes, `len` of them, for `seed` (the BLAKE3 XOF of the seed).
 ///
 /// Fast (GB/s) so that gigabytes of fixture are cheap to make.

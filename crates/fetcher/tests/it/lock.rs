@@ -11,26 +11,7 @@ use crate::world::{World, names};
 /// Every kind of source at once: the base repo at a branch, another repo's folder, exactly listed
 /// files, a local folder and URLs.
 fn mixed_spec(w: &World) -> String {
-    let hub = w.hub.url();
-    format!(
-        "repo_id: acme/pipe
-variant: fp16
-components:
-  vae:
-    hf_repo: acme/vae-fix
-  unet:
-    local_path: {unet}
-  safety_checker: null
-  scheduler:
-    source: [acme/pipe/scheduler/scheduler_config.json]
-  tokenizer:
-    urls:
-      vocab.json: {hub}/acme/pipe/resolve/main/tokenizer/vocab.json
-      merges.txt: {hub}/acme/pipe/resolve/main/tokenizer/merges.txt
-      tokenizer_config.json: {hub}/acme/pipe/resolve/main/tokenizer/tokenizer_config.json
-",
-        unet = w.local_unet.display(),
-    )
+    pipefetch_hub_server::fixture::world::mixed_spec(&w.hub.url(), &w.local_unet)
 }
 
 #[tokio::test]
