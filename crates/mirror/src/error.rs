@@ -132,6 +132,76 @@ pub enum Error {
         limit: u64,
     },
 
+    /// Bringing the pipeline's files into the local cache (the pull before a push) failed.
+    #[error("could not bring pipeline `{name}` into the local cache")]
+    Pull {
+        /// The pipeline.
+        name: String,
+        /// The fetcher's error.
+        #[source]
+        source: Box<pipefetch_fetcher::Error>,
+    },
+
+    /// A lock cannot be used (a file without its bytes after the pull, one sha256 with two
+    /// sizes, a mirror's lock that does not parse).
+    #[error("{what}")]
+    InvalidLock {
+        /// What is wrong.
+        what: String,
+        /// The fetcher's error, when it found the problem.
+        #[source]
+        source: Option<Box<pipefetch_fetcher::Error>>,
+    },
+
+    /// Some blobs of a push could not be uploaded; the lock was not written.
+    #[error(
+        "{failed} of {blobs} blobs could not be uploaded, so the lock of `{name}` was not written; the first error follows"
+    )]
+    PushIncomplete {
+        /// The pipeline.
+        name: String,
+        /// How many uploads failed.
+        failed: usize,
+        /// How many blobs the push had to upload or check.
+        blobs: usize,
+        /// The first failure.
+        #[source]
+        first: Box<Error>,
+    },
+
+    /// The mirror holds no lock for the pipeline (or not that version).
+    #[error("{location} has no lock for pipeline `{name}`{}", .version.as_ref().map(|v| format!(" with sha256 {v}")).unwrap_or_default())]
+    LockNotFound {
+        /// The mirror.
+        location: String,
+        /// The pipeline.
+        name: String,
+        /// The version asked for.
+        version: Option<String>,
+    },
+
+    /// A blob a lock names is not in the mirror, or has another size.
+    #[error("the mirror has no blob of {size} bytes for `{target}` (s3://{bucket}/{key})")]
+    BlobMissing {
+        /// The file's target in the pipeline.
+        target: String,
+        /// The bucket.
+        bucket: String,
+        /// The blob's key.
+        key: String,
+        /// The size the lock gives.
+        size: u64,
+    },
+
+    /// An expiry presigned URLs cannot have.
+    #[error("invalid expiry {given}: {reason}")]
+    InvalidExpiry {
+        /// What was given.
+        given: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
     /// The mirror could not be set up (object_store refused the configuration).
     #[error("could not set up the S3 client for {location}")]
     Setup {
@@ -205,6 +275,23 @@ impl Error {
             }),
             Error::Unreachable { .. } => Some(
                 "check AWS_ENDPOINT_URL (scheme, host, port) and that the store is running and reachable".into(),
+            ),
+            Error::Pull { source, .. } => source.hint(),
+            Error::PushIncomplete { first, .. } => Some(match first.hint() {
+                Some(hint) => format!(
+                    "{hint}; then run the push again: blobs already in the mirror are not sent again"
+                ),
+                None => "run the push again: blobs already in the mirror are not sent again".into(),
+            }),
+            Error::LockNotFound { location, .. } => Some(format!(
+                "push the pipeline first: pipefetch mirror push SPEC {location}"
+            )),
+            Error::BlobMissing { .. } => Some(
+                "the mirror is incomplete or was altered: push the pipeline again".into(),
+            ),
+            Error::InvalidExpiry { .. } => Some(
+                "give a duration such as 90m, 12h or 7d (at most 7d, the longest a presigned URL may live)"
+                    .into(),
             ),
             Error::LocalMismatch { .. } => Some(
                 "the file changed since it was locked or downloaded; verify the local cache (`pipefetch check`) and retry".into(),

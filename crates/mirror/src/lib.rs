@@ -10,10 +10,14 @@
 //! PREFIX/pipelines/<name>/<hex>.lock       every lock pushed, under its own sha256
 //! ```
 //!
-//! This crate is the storage layer: upload a file as a blob (multipart, skipped when present,
-//! verified against its digest before it lands), check a blob, presign a `GET` for it, and read
-//! and write locks. Fetching presigned URLs is the transfer engine's job (`pipefetch-fetcher`),
-//! with its ranges, budget, resume and verification.
+//! The storage layer: upload a file as a blob (multipart, skipped when present, verified against
+//! its digest before it lands), check a blob, presign a `GET` for it, and read and write locks.
+//! On top of it, [`Mirror::push`] pushes a whole pipeline from its lock (the files come into
+//! the local cache through the fetcher's own locked pull; only the blobs the mirror lacks are
+//! uploaded; the lock is written last), and [`Mirror::presign_lock`] turns the mirror's lock
+//! into one whose files carry presigned URLs, for machines without credentials. Fetching
+//! presigned URLs is the transfer engine's job (`pipefetch-fetcher`), with its ranges, budget,
+//! resume and verification.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -54,10 +58,14 @@ pub mod env;
 mod error;
 mod location;
 mod mirror;
+mod presign;
+pub mod push;
 mod upload;
 
 pub use env::{Credentials, MIRROR_VAR, MirrorEnv, Secret};
 pub use error::{Error, RequestContext, Result};
 pub use location::{MirrorLocation, Sha256Hex, check_pipeline_name};
 pub use mirror::{LockKeys, MAX_LOCK_BYTES, MAX_PRESIGN_TTL, Mirror, MirrorBuilder, PresignedUrl};
+pub use presign::parse_expiry;
+pub use push::{PushOptions, Pushed};
 pub use upload::{Upload, UploadProgress};

@@ -361,6 +361,21 @@ impl Mirror {
         }
     }
 
+    /// Every object under the mirror's prefix as `(key, size)`, sorted by key (one
+    /// `ListObjectsV2` per thousand keys): what a mirror holds, for tests and audits.
+    pub async fn objects(&self) -> Result<Vec<(String, u64)>> {
+        let prefix = self.inner.location.prefix();
+        let path = StorePath::from(prefix);
+        let mut listing = self.inner.store.list((!prefix.is_empty()).then_some(&path));
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.error("listing", prefix, e))?;
+            out.push((meta.location.to_string(), meta.size));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The size of the blob with this digest, or `None` when the mirror does not have it.
     pub async fn blob_size(&self, sha256: &Sha256Hex) -> Result<Option<u64>> {
         self.object_size(&self.inner.location.blob_key(sha256))

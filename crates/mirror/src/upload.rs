@@ -74,11 +74,24 @@ impl Mirror {
             ),
             None => {}
         }
+        self.upload_object(file, &key, sha256, size, progress).await
+    }
+
+    /// Uploads `file` to `key` whatever is there (the caller checked), verified against its
+    /// sha256 and size before the object lands.
+    pub(crate) async fn upload_object(
+        &self,
+        file: &Path,
+        key: &str,
+        sha256: &Sha256Hex,
+        size: u64,
+        progress: &dyn UploadProgress,
+    ) -> Result<Upload> {
         let reader = PartReader::open(file, size).await?;
         if size <= self.inner.part_size {
-            self.upload_single(reader, &key, sha256, progress).await
+            self.upload_single(reader, key, sha256, progress).await
         } else {
-            self.upload_multipart(reader, &key, sha256, progress).await
+            self.upload_multipart(reader, key, sha256, progress).await
         }
     }
 

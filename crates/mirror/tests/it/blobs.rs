@@ -7,7 +7,7 @@ use std::time::Duration;
 use pipefetch_mirror::{Error, Sha256Hex, Upload, UploadProgress};
 use tokio::sync::Notify;
 
-use crate::{PART, bytes, file, garage, guard, mirror, requests_since, writes};
+use crate::{PART, bytes, download, file, garage, guard, mirror, requests_since, writes};
 
 /// Counts acknowledged bytes and wakes a waiter at each acknowledgement.
 #[derive(Default)]
@@ -21,21 +21,6 @@ impl UploadProgress for Progress {
         self.sent.fetch_add(bytes, Ordering::SeqCst);
         self.acked.notify_one();
     }
-}
-
-/// Downloads the whole blob with a presigned URL, as the engine will.
-async fn download(mirror: &pipefetch_mirror::Mirror, sha: &Sha256Hex) -> Vec<u8> {
-    let url = mirror
-        .presign_blob(sha, Duration::from_secs(600))
-        .await
-        .unwrap();
-    let client = pipefetch_hub_client::HubClient::builder().build().unwrap();
-    let mut body = Vec::new();
-    client
-        .download_url(url.expose(), None, 0.., &mut body)
-        .await
-        .unwrap();
-    body
 }
 
 #[tokio::test]

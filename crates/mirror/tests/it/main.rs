@@ -9,7 +9,9 @@ mod blobs;
 mod errors;
 mod locks;
 mod presign;
+mod push;
 mod secrets;
+mod world;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -72,6 +74,21 @@ pub fn file(dir: &Path, name: &str, content: &[u8]) -> (PathBuf, Sha256Hex) {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
     (path, Sha256Hex::of(content))
+}
+
+/// Downloads a whole blob with a presigned URL, as the engine will.
+pub async fn download(mirror: &Mirror, sha: &Sha256Hex) -> Vec<u8> {
+    let url = mirror
+        .presign_blob(sha, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let client = pipefetch_hub_client::HubClient::builder().build().unwrap();
+    let mut body = Vec::new();
+    client
+        .download_url(url.expose(), None, 0.., &mut body)
+        .await
+        .unwrap();
+    body
 }
 
 /// Requests Garage logged from index `from` on.

@@ -87,3 +87,86 @@ impl pipefetch_hub_client::BodySink for Tail {
         self.from + self.bytes.len() as u64
     }
 }
+
+#[tokio::test]
+async fn a_presigned_lock_serves_every_file_and_names_a_missing_blob() {
+    let Some(garage) = garage("a_presigned_lock_serves_every_file_and_names_a_missing_blob").await
+    else {
+        return;
+    };
+    guard(async {
+        let w = crate::world::World::new().await;
+        let home = tempfile::tempdir().unwrap();
+        let fetcher = w.fetcher(home.path());
+        let lock = w.lock(&fetcher).await;
+        let mirror = mirror(&garage, "signed");
+        let err = mirror
+            .read_lock(crate::world::NAME, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, pipefetch_mirror::Error::LockNotFound { .. }),
+            "{err:?}"
+        );
+        assert!(err.hint().unwrap().contains("mirror push"), "{err}");
+        mirror
+            .push(
+                &fetcher,
+                &lock,
+                &crate::world::Events::default(),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+
+        let mirrored = mirror.read_lock(crate::world::NAME, None).await.unwrap();
+        let before = garage.requests().unwrap().len();
+        let signed = mirror
+            .presign_lock(&mirrored, Duration::from_secs(600))
+            .await
+            .unwrap();
+        // One HEAD per file, nothing else: signing is local.
+        let reqs = crate::requests_since(&garage, before);
+        assert_eq!(reqs.len(), lock.files.len(), "{reqs:#?}");
+        assert!(reqs.iter().all(|r| r.method == "HEAD"));
+
+        let client = HubClient::builder().build().unwrap();
+        for (file, original) in signed.files.iter().zip(&lock.files) {
+            let url = file.mirror_url.as_deref().expect("a mirror_url per file");
+            assert!(
+                url.contains(&file.sha256) && url.contains("X-Amz-Signature="),
+                "{url}"
+            );
+            assert!(url.contains("X-Amz-Expires=600"), "{url}");
+            let mut body = Vec::new();
+            client
+                .download_url(&url.parse().unwrap(), None, 0.., &mut body)
+                .await
+                .unwrap();
+            assert_eq!(body.len() as u64, file.size);
+            assert_eq!(pipefetch_mirror::Sha256Hex::of(&body).as_str(), file.sha256);
+            // Nothing else changed.
+            let mut plain = file.clone();
+            plain.mirror_url = None;
+            assert_eq!(&plain, original);
+        }
+
+        // A blob the mirror does not have: an error naming the file, before any URL is made.
+        let mut broken = mirrored.clone();
+        broken.files[0].sha256 = pipefetch_mirror::Sha256Hex::of(b"absent").to_string();
+        let err = mirror
+            .presign_lock(&broken, Duration::from_secs(600))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(&broken.files[0].target), "{err}");
+        assert!(err.hint().unwrap().contains("push"), "{err}");
+        for ttl in [Duration::ZERO, Duration::from_secs(8 * 24 * 3600)] {
+            let err = mirror.presign_lock(&mirrored, ttl).await.unwrap_err();
+            assert!(
+                matches!(err, pipefetch_mirror::Error::InvalidExpiry { .. }),
+                "{err:?}"
+            );
+        }
+    })
+    .await;
+}
