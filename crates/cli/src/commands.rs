@@ -111,6 +111,7 @@ pub async fn run(command: Command, global: GlobalArgs) -> Result<ExitCode> {
         Command::Lock(args) => crate::pipeline::lock(args, &global).await,
         Command::Check(args) => crate::pipeline::check(args, &global).await,
         Command::List(args) => crate::pipeline::list(args, &global),
+        Command::Mirror(args) => crate::mirror::run(args, &global).await,
     }
 }
 

@@ -8,7 +8,7 @@
 //! | 0 | success |
 //! | 1 | the operation failed (network, cache, verification, …) |
 //! | 2 | bad command line (unknown option, missing argument) |
-//! | 3 | a spec is invalid (`validate`, `plan`, `pull`, `check`, `lock`) |
+//! | 3 | a spec is invalid (`validate`, `plan`, `pull`, `check`, `lock`, `mirror`) |
 //! | 4 | `check`: the pipeline is not (completely) available locally |
 
 // Doc comments on the argument types are clap's help texts, written for a terminal
@@ -20,6 +20,7 @@
 )]
 
 mod commands;
+mod mirror;
 mod pipeline;
 mod render;
 
@@ -107,6 +108,8 @@ enum Command {
     Check(pipeline::CheckArgs),
     /// List assembled pipelines and cached repos, with sizes and completeness.
     List(pipeline::ListArgs),
+    /// A fleet's mirror on an S3-compatible store: push pipelines to it, presign their locks.
+    Mirror(mirror::MirrorArgs),
 }
 
 fn main() -> ExitCode {

@@ -15,17 +15,17 @@ use crate::GlobalArgs;
 use crate::commands::{cache, fetcher};
 
 /// Exit code for an invalid spec.
-const INVALID_SPEC: u8 = 3;
+pub(crate) const INVALID_SPEC: u8 = 3;
 /// Exit code for `check` when the pipeline is not available.
 const NOT_AVAILABLE: u8 = 4;
 
 #[derive(Debug, clap::Args)]
 pub struct SpecArg {
     /// A spec file, or a spec hosted in a Hub repo: `ORG/NAME/path/spec.yaml`.
-    spec: String,
+    pub(crate) spec: String,
     /// The revision of a hosted spec's repo (branch, tag or commit).
     #[arg(long, default_value = "main")]
-    spec_revision: String,
+    pub(crate) spec_revision: String,
 }
 
 /// `--locked` and where the lockfile is.
@@ -34,11 +34,11 @@ pub struct LockedArg {
     /// Use exactly the files of the spec's lockfile (see `pipefetch lock`): nothing is resolved,
     /// and a spec edited since it was locked is an error.
     #[arg(long)]
-    locked: bool,
+    pub(crate) locked: bool,
     /// The lockfile [default: the spec's path with `.lock` (`flux.yaml` → `flux.lock`); for a
     /// hosted spec, `<its stem>.lock` in the current folder]
     #[arg(long, value_name = "PATH")]
-    lockfile: Option<PathBuf>,
+    pub(crate) lockfile: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -97,16 +97,16 @@ pub struct ListArgs {
 }
 
 /// A spec, where it came from and its text, or the exit code after its diagnostics were printed.
-enum Loaded {
+pub(crate) enum Loaded {
     Spec(Box<Spec>),
     Invalid,
 }
 
-struct Spec {
-    spec: PipelineSpec,
-    origin: SpecOrigin,
+pub(crate) struct Spec {
+    pub(crate) spec: PipelineSpec,
+    pub(crate) origin: SpecOrigin,
     /// The text it was parsed from (its sha256 goes into, and is checked against, lockfiles).
-    text: String,
+    pub(crate) text: String,
     /// Where its lockfile goes by default.
     lockfile: PathBuf,
 }
@@ -117,7 +117,7 @@ impl Spec {
     }
 
     /// The spec's lockfile, checked against the spec's text.
-    fn read_lock(&self, arg: Option<&PathBuf>) -> Result<Lock> {
+    pub(crate) fn read_lock(&self, arg: Option<&PathBuf>) -> Result<Lock> {
         let path = self.lockfile(arg);
         let lock = Lock::read(&path).map_err(|e| match e {
             pipefetch_fetcher::Error::Locked { what } if !path.exists() => {
@@ -133,7 +133,7 @@ impl Spec {
     }
 }
 
-async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded> {
+pub(crate) async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded> {
     let path = Path::new(&arg.spec);
     let hosted = !path.exists()
         && arg.spec.split('/').count() >= 3

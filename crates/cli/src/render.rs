@@ -64,6 +64,11 @@ fn hint_of(err: &anyhow::Error) -> Option<String> {
         {
             return Some(h);
         }
+        if let Some(e) = cause.downcast_ref::<pipefetch_mirror::Error>()
+            && let Some(h) = e.hint()
+        {
+            return Some(h);
+        }
     }
     None
 }

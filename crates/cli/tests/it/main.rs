@@ -1,5 +1,7 @@
 //! The `pipefetch` binary as a user runs it: exit codes, stdout/stderr contracts, messages.
 
+mod mirror;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
