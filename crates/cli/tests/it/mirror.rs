@@ -150,6 +150,36 @@ async fn push_and_presign_print_the_keys_and_no_secret_anywhere() {
     outputs.push(("second push stdout".into(), stdout2));
     outputs.push(("second push stderr".into(), stderr2));
 
+    // The spec's lockfile, pushed as it is, to the mirror named on the command line: the same
+    // lock, already there.
+    let out = m.run(&["lock", &m.spec], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let explicit = format!("s3://{}/fleet", m.garage.bucket());
+    let out = m
+        .run(
+            &["mirror", "push", "--locked", &m.spec, &explicit],
+            &[("PIPEFETCH_MIRROR", "")],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).lines().last(), Some(key));
+    assert!(
+        text(&out.stderr).contains(" 0 uploaded"),
+        "{}",
+        text(&out.stderr)
+    );
+    outputs.push(("locked push stderr".into(), text(&out.stderr)));
+    // Without a mirror, a clear error.
+    let out = m
+        .run(&["mirror", "push", &m.spec], &[("PIPEFETCH_MIRROR", "")])
+        .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("PIPEFETCH_MIRROR"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // A presigned lock, to a file and to stdout.
     let file = m.env.home.path().join("signed.lock");
     let file_arg = file.display().to_string();
