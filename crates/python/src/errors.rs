@@ -98,6 +98,7 @@ fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
             .downcast_ref::<pipefetch_fetcher::Error>()
             .and_then(|e| e.hint())
             .or_else(|| e.downcast_ref::<HubError>().and_then(HubError::hint))
+            .or_else(|| e.downcast_ref::<Box<HubError>>().and_then(|b| b.hint()))
             .or_else(|| {
                 e.downcast_ref::<pipefetch_hub_cache::Error>()
                     .and_then(|e| e.hint())
@@ -115,7 +116,11 @@ fn hub_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a HubEr
     let mut cur = Some(err);
     let mut found = None;
     while let Some(e) = cur {
-        if let Some(h) = e.downcast_ref::<HubError>() {
+        // Layers keep the client's error boxed (it is large); look through the box too.
+        if let Some(h) = e
+            .downcast_ref::<HubError>()
+            .or_else(|| e.downcast_ref::<Box<HubError>>().map(|b| &**b))
+        {
             found = Some(h);
         }
         cur = e.source();
@@ -199,6 +204,7 @@ impl From<pipefetch_fetcher::Error> for Failure {
             E::Select(_) => ("PlanError", json!({})),
             E::Invalid(_) => ("HFValidationError", json!({})),
             E::Cache(_) | E::Io { .. } => ("CacheError", json!({})),
+            E::Hub { source, .. } => hub_class(source, false),
             E::Transfer { source, .. } | E::UrlTransfer { source, .. } => hub_class(source, true),
             _ => match hub_error(&err) {
                 Some(h) => hub_class(h, false),
