@@ -232,6 +232,13 @@ impl Job {
     }
 }
 
+impl Drop for Job {
+    /// A call nobody holds any more is stopped (a no-op once it has finished).
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
+}
+
 #[pymethods]
 impl Job {
     /// Waits for the end, handing each event (a dict) to `progress` on this thread, and returns

@@ -180,8 +180,9 @@ class DeleteCacheStrategy:
         return _format_size(self.expected_freed_size)
 
     def execute(self) -> None:
-        """Deletes the revisions. Refs and snapshot links go before the blobs they point at, so
-        an interrupted deletion never leaves a link to a missing blob."""
+        """Deletes the revisions (``pipefetch_hub_cache``'s deletion: a revision's snapshot, its
+        refs and tree listing, then the blobs no remaining revision uses; a repo left with no
+        revision goes whole)."""
         if self.cache_dir is None:
             return
         freed = 0
@@ -264,8 +265,8 @@ class HFCacheInfo:
 
 
 def _build(raw: Dict[str, Any], cache_dir: Path) -> HFCacheInfo:
-    repos = []
-    incomplete = []
+    repos: List[CachedRepoInfo] = []
+    incomplete: List[CachedIncompleteFileInfo] = []
     for r in raw["repos"]:
         revisions = frozenset(
             CachedRevisionInfo(

@@ -27,6 +27,7 @@ download and propagates to the caller.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Dict, Optional
 
 from . import _native
@@ -52,7 +53,8 @@ class TqdmProgress:
     def __init__(self, *, tqdm_class: Any = None, **tqdm_kwargs: Any) -> None:
         if tqdm_class is None:
             try:
-                from tqdm.auto import tqdm as tqdm_class
+                # Imported by name: tqdm ships no type information, and it is optional.
+                tqdm_class = importlib.import_module("tqdm.auto").tqdm
             except ImportError as e:  # pragma: no cover - depends on the environment
                 raise ImportError(
                     "TqdmProgress needs tqdm: pip install tqdm (or pipefetch[tqdm])"
