@@ -19,17 +19,28 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 
-def timed(runs: int, prepare: Callable[[int], None], work: Callable[[int], None]) -> List[float]:
-    times = []
+def run(cmd: List[str], env: Dict[str, str]) -> None:
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+
+
+def void(_: object) -> None:
+    pass
+
+
+def timed(runs: int, tools: Dict[str, Tuple[Callable[[int], None], Callable[[int], None]]]) -> Dict[str, List[float]]:
+    """Runs every tool once per round, round after round, so that a machine whose load changes
+    during the run affects them alike."""
+    times: Dict[str, List[float]] = {name: [] for name in tools}
     for i in range(runs):
-        prepare(i)
-        subprocess.run(["sync"], check=False)
-        start = time.perf_counter()
-        work(i)
-        times.append(time.perf_counter() - start)
+        for name, (prepare, work) in tools.items():
+            prepare(i)
+            subprocess.run(["sync"], check=False)
+            start = time.perf_counter()
+            work(i)
+            times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -64,42 +75,38 @@ def main() -> None:
     def fresh(name: str) -> Callable[[int], None]:
         return lambda i: shutil.rmtree(cache(name, i), ignore_errors=True)
 
-    results: Dict[str, List[float]] = {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_HUB_CACHE")}
-    results["pipefetch CLI `snapshot` (process)"] = timed(
-        args.runs,
-        fresh("cli"),
-        lambda i: subprocess.run(
-            [args.cli, "snapshot", args.repo, "--progress", "none", "--cache-dir", str(cache("cli", i))],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            env=env,
-        ),
-    )
     code = "import sys, pipefetch; pipefetch.snapshot_download(sys.argv[1], cache_dir=sys.argv[2])"
-    results["pipefetch Python (process: start, import, call)"] = timed(
+    results = timed(
         args.runs,
-        fresh("pyproc"),
-        lambda i: subprocess.run(
-            [sys.executable, "-c", code, args.repo, str(cache("pyproc", i))], check=True, env=env
-        ),
-    )
-    results["pipefetch.snapshot_download (in process)"] = timed(
-        args.runs,
-        fresh("py"),
-        lambda i: pipefetch.snapshot_download(args.repo, cache_dir=cache("py", i)),
-    )
-    results["huggingface_hub.snapshot_download (in process)"] = timed(
-        args.runs,
-        fresh("hf"),
-        lambda i: huggingface_hub.snapshot_download(args.repo, cache_dir=cache("hf", i)),
+        {
+            "pipefetch CLI `snapshot` (process)": (
+                fresh("cli"),
+                lambda i: run(
+                    [args.cli, "snapshot", args.repo, "--progress", "none", "--cache-dir", str(cache("cli", i))],
+                    env,
+                ),
+            ),
+            "pipefetch Python (process: start, import, call)": (
+                fresh("pyproc"),
+                lambda i: run([sys.executable, "-c", code, args.repo, str(cache("pyproc", i))], env),
+            ),
+            "pipefetch.snapshot_download (in process)": (
+                fresh("py"),
+                lambda i: void(pipefetch.snapshot_download(args.repo, cache_dir=cache("py", i))),
+            ),
+            "huggingface_hub.snapshot_download (in process)": (
+                fresh("hf"),
+                lambda i: void(huggingface_hub.snapshot_download(args.repo, cache_dir=cache("hf", i))),
+            ),
+        },
     )
     size = sum(p.stat().st_size for p in cache("py", 0).rglob("*") if p.is_file() and not p.is_symlink())
 
     # Per-call cost on a warm cache at a pinned commit (no request at all for pipefetch).
-    commit = Path(pipefetch.snapshot_download(args.repo, cache_dir=cache("py", 0))).name
-    first = sorted(p for p in (cache("py", 0) / "snapshots" / commit).rglob("*") if p.is_file())[0]
-    rel = first.relative_to(cache("py", 0) / "snapshots" / commit).as_posix()
+    snapshot = Path(pipefetch.snapshot_download(args.repo, cache_dir=cache("py", 0)))
+    commit = snapshot.name
+    rel = sorted(p for p in snapshot.rglob("*") if p.is_file())[0].relative_to(snapshot).as_posix()
     per_call = {}
     for name, fn in (
         ("pipefetch.hf_hub_download", pipefetch.hf_hub_download),

@@ -9,10 +9,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Runtime;
 
-/// Worker threads: downloads are I/O-bound (hashing and file writes run on tokio's blocking pool),
-/// so a few workers serve many connections.
-const WORKERS: usize = 4;
-
 static RUNTIME: Mutex<Option<(u32, Arc<Runtime>)>> = Mutex::new(None);
 
 /// The process's runtime, built on first use (again after a fork).
@@ -25,8 +21,9 @@ pub(crate) fn runtime() -> std::io::Result<Arc<Runtime>> {
         return Ok(Arc::clone(rt));
     }
     let rt = Arc::new(
+        // One worker per core, as the CLI's runtime has: hashing and file writes run on tokio's
+        // blocking pool, so the workers only move bytes between sockets and buffers.
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(WORKERS)
             .thread_name("pipefetch")
             .enable_all()
             .build()?,
