@@ -329,7 +329,15 @@ async fn a_download_dropped_midway_keeps_its_partial_for_the_next_run() {
     );
     let size = s.files["big.safetensors"].len() as u64;
     let range = size / 8;
-    let fetcher = s.fetcher();
+    // A client that waits for the stalled range far longer than the test takes: the drop, not a
+    // timeout and a retry, must be what ends this download.
+    let patient = pipefetch_hub_client::HubClient::builder()
+        .endpoint(s.hub.url())
+        .retry(pipefetch_hub_client::RetryPolicy::no_delay())
+        .read_idle_timeout(std::time::Duration::from_secs(600))
+        .build()
+        .expect("client");
+    let fetcher = s.fetcher_with(patient, false);
     let request = big();
     let download = fetcher.download_file(&request);
     let stalled = async {
