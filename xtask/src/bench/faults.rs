@@ -260,7 +260,9 @@ fn report(opts: &Options, w: &Workload, trials: &[Trial], extra: &[&str]) -> Str
         "{} files, {:.0} MB, through hub-server with `--cdn-faults {}`{} and a seed per row. \
          pipefetch: one attempt in two SIGKILLed within {} s, then rerun; huggingface_hub: \
          `HF_HUB_DOWNLOAD_TIMEOUT=10`, rerun when it gives up. Attempts over {} s are killed \
-         (\"timeouts\"); at most {} attempts. Moved: file body bytes the server sent ÷ payload.\n",
+         (\"timeouts\"); at most {} attempts. Moved: file body bytes the server sent ÷ payload. \
+         A trickle keeps bytes coming, so a read timeout never fires on it: a tool without a \
+         speed floor or hedging waits on it until the attempt cap.\n",
         w.files.len(),
         payload as f64 / 1e6,
         opts.faults,
