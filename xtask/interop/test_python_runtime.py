@@ -17,7 +17,7 @@ import pytest
 
 import pipefetch
 import pipefetch.aio
-from conftest import source_files
+from conftest import run_pipefetch, source_files
 
 BIG = "big/blob.dat"  # 10 MiB + 17 bytes: one range with the default settings
 
@@ -257,9 +257,27 @@ def test_aio_downloads_with_an_async_callback_and_cancels_cleanly(hub, fixture_r
     assert resumed_from(hub) >= 1_000_000
 
 
-def test_locked_pulls_say_they_are_not_available_yet(tmp_path):
-    with pytest.raises(pipefetch.PipefetchError, match="locked pulls are not available yet"):
-        pipefetch.download_diffusers_pipeline({"repo_id": "acme/tiny-sd"}, locked=True, cache_dir=tmp_path)
+def test_a_locked_pull_uses_the_spec_lockfile_and_refuses_an_edited_spec(hub, tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text("repo_id: acme/tiny-sd\n")
+    # No lockfile yet: the error says how to make one.
+    with pytest.raises(pipefetch.PipefetchError, match="pipefetch lock"):
+        pipefetch.download_diffusers_pipeline(spec, locked=True, cache_dir=tmp_path / "c0", endpoint=hub.url)
+    run_pipefetch("lock", str(spec), hub=hub, cache_dir=tmp_path / "c1")
+    assert (tmp_path / "tiny.lock").is_file()
+
+    # A fresh cache, only the lock: nothing is resolved (no API request), the folder loads the files.
+    hub.reset()
+    folder = pipefetch.download_diffusers_pipeline(
+        spec, locked=True, cache_dir=tmp_path / "c2", out=tmp_path / "out", endpoint=hub.url
+    )
+    assert (Path(folder) / "model_index.json").is_file()
+    routes = {r["route"] for r in hub.requests()}
+    assert not routes & {"api_repo", "api_tree", "api_paths_info"}, routes
+
+    spec.write_text("repo_id: acme/tiny-sd\nvariant: fp16\n")
+    with pytest.raises(pipefetch.PipefetchError, match="changed since it was locked"):
+        pipefetch.download_diffusers_pipeline(spec, locked=True, cache_dir=tmp_path / "c2", endpoint=hub.url)
 
 
 def test_a_dict_spec_gets_the_same_diagnostics_as_a_file(tmp_path):

@@ -184,7 +184,6 @@ fn spec_input(kind: &str, value: String) -> PyResult<SpecInput> {
 #[pyo3(signature = (spec_kind, spec, spec_revision, out, locked, check_disk, cache_dir, token, endpoint, max_workers))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn download_diffusers_pipeline(
-    py: Python<'_>,
     spec_kind: &str,
     spec: String,
     spec_revision: String,
@@ -196,15 +195,6 @@ pub(crate) fn download_diffusers_pipeline(
     endpoint: Option<String>,
     max_workers: usize,
 ) -> PyResult<Job> {
-    if locked {
-        // Lockfiles (`pipefetch lock`, `pull --locked`) are being added to the library; the
-        // argument is accepted now so that callers can be written against the final signature.
-        return Err(Failure::new(
-            "PipefetchError",
-            "locked pulls are not available yet in this version of pipefetch: call without locked=True",
-        )
-        .into_pyerr(py));
-    }
     let input = spec_input(spec_kind, spec)?;
     let settings = Settings {
         endpoint,
@@ -214,14 +204,20 @@ pub(crate) fn download_diffusers_pipeline(
     };
     Job::start(move |reporter| async move {
         let fetcher = settings.fetcher(reporter)?;
-        let (spec, origin) = input.load(&fetcher, &spec_revision, false).await?;
+        let loaded = input.load(&fetcher, &spec_revision, false).await?;
         let options = PullOptions {
             out,
             skip_disk_check: !check_disk,
         };
-        let folder = fetcher
-            .download_diffusers_pipeline(&spec, &origin, &options)
-            .await?;
+        let folder = if locked {
+            // Exactly the files of the spec's lockfile (`pipefetch lock`), nothing resolved.
+            let lock = loaded.read_lock(None)?;
+            fetcher.pull_locked(&lock, &options).await?
+        } else {
+            fetcher
+                .download_diffusers_pipeline(&loaded.spec, &loaded.origin, &options)
+                .await?
+        };
         path_result(folder.path)
     })
 }
@@ -244,8 +240,10 @@ pub(crate) fn is_available_locally(
     Job::start(move |reporter| async move {
         let fetcher = settings.fetcher(reporter)?;
         // A hosted spec is read from the cache: this question never touches the network.
-        let (spec, origin) = input.load(&fetcher, &spec_revision, true).await?;
-        let availability = fetcher.is_available_locally(&spec, &origin, verify).await?;
+        let loaded = input.load(&fetcher, &spec_revision, true).await?;
+        let availability = fetcher
+            .is_available_locally(&loaded.spec, &loaded.origin, verify)
+            .await?;
         let value = serde_json::to_value(&availability)
             .map_err(|e| Failure::new("PipefetchError", e.to_string()))?;
         json_result(value)
@@ -274,10 +272,12 @@ pub(crate) fn plan(
     };
     Job::start(move |reporter| async move {
         let fetcher = settings.fetcher(reporter)?;
-        let (spec, origin) = input
+        let loaded = input
             .load(&fetcher, &spec_revision, local_files_only)
             .await?;
-        let plan = fetcher.plan(&spec, &origin, local_files_only).await?;
+        let plan = fetcher
+            .plan(&loaded.spec, &loaded.origin, local_files_only)
+            .await?;
         let disk_ok = fetcher.check_disk(&plan).is_ok();
         json_result(plan_json(&plan, disk_ok))
     })

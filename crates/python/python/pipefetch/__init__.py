@@ -289,7 +289,9 @@ def download_diffusers_pipeline(
         PlanError: the pipeline cannot be planned (a missing variant, a component without weights).
         Any other :class:`PipefetchError` of a download; ``KeyboardInterrupt`` on Ctrl-C.
 
-    ``locked=True`` (pull exactly what a lockfile pins) is not available yet and raises
+    ``locked=True`` pulls exactly the files of the spec's lockfile (``pipefetch lock SPEC`` writes
+    it beside the spec: ``flux.yaml`` → ``flux.lock``; see ``docs/lock.md``): nothing is resolved,
+    a warm pull makes no request, and a spec edited since it was locked raises
     :class:`PipefetchError`.
     """
     job = _api.start_download_diffusers_pipeline(
