@@ -124,19 +124,35 @@ class Hub:
             return json.loads(resp.read())["sha"]
 
 
-@pytest.fixture(scope="session")
-def hub(fixture_root):
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def fault(self, action, *, route=None, path_contains=None, times=1):
+        """Queues a fault for the next `times` matching requests (hub-server's /_control/faults)."""
+        body = {"action": action, "times": times}
+        if route is not None:
+            body["route"] = route
+        if path_contains is not None:
+            body["path_contains"] = path_contains
+        self.control("faults", body)
+
+
+def start_hub(root, *args) -> Hub:
+    """A hub-server subprocess over `root` (stop it with `.stop()`)."""
     proc = subprocess.Popen(
-        [HUB_SERVER, "--root", str(fixture_root), "--token", TOKEN, "--page-size", "4"],
-        stdout=subprocess.PIPE,
-        text=True,
+        [HUB_SERVER, "--root", str(root), *args], stdout=subprocess.PIPE, text=True
     )
     first = proc.stdout.readline().strip()
     assert first.startswith("listening on http://"), first
-    hub = Hub(proc, first.removeprefix("listening on "))
+    return Hub(proc, first.removeprefix("listening on "))
+
+
+@pytest.fixture(scope="session")
+def hub(fixture_root):
+    hub = start_hub(fixture_root, "--token", TOKEN, "--page-size", "4")
     yield hub
-    proc.terminate()
-    proc.wait(timeout=10)
+    hub.stop()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ if os.environ.get("INTEROP_SKIP_TORCH"):
     pytest.skip(os.environ["INTEROP_SKIP_TORCH"], allow_module_level=True)
 
 import tiny_pipeline as tiny
-from conftest import HUB_SERVER, PIPEFETCH, SCRATCH, Hub, run_pipefetch
+from conftest import PIPEFETCH, SCRATCH, run_pipefetch, start_hub
 
 
 def _has_pull() -> bool:
@@ -43,14 +43,9 @@ def fixture():
 def pipe_hub(fixture):
     # A server of its own: the tiny pipeline is built before it starts, and the shared `hub`
     # fixture's repos stay as the other tests expect them.
-    proc = subprocess.Popen(
-        [HUB_SERVER, "--root", str(fixture.hub_root)], stdout=subprocess.PIPE, text=True
-    )
-    first = proc.stdout.readline().strip()
-    assert first.startswith("listening on http://"), first
-    yield Hub(proc, first.removeprefix("listening on "))
-    proc.terminate()
-    proc.wait(timeout=10)
+    hub = start_hub(fixture.hub_root)
+    yield hub
+    hub.stop()
 
 
 @pytest.fixture
@@ -315,3 +310,40 @@ components:
 
     half = load(folder, torch.float16)
     assert half.unet.dtype == torch.float16 and half.text_encoder.dtype == torch.float16
+
+
+def test_python_package_pulls_a_dict_spec_that_loads(pipe_hub, fixture, tmp_path, cache_dir):
+    """The same mixed pipeline through `pipefetch.download_diffusers_pipeline` with a dict spec:
+    the folder loads and runs, and `is_available_locally` and `plan` agree with the disk."""
+    import pipefetch
+
+    spec = {
+        "name": "tiny-dict",
+        "repo_id": tiny.BASE_REPO,
+        "components": {
+            "vae": {"source": [f"{tiny.VAE_REPO}/config.json", f"{tiny.VAE_REPO}/diffusion_pytorch_model.safetensors"]},
+            "unet": {"local_path": fixture.local_unet_dir},
+        },
+    }
+    common = dict(cache_dir=cache_dir)
+    assert not pipefetch.is_available_locally(spec, **common)
+    before = pipefetch.plan(spec, endpoint=pipe_hub.url, **common)
+    assert before.name == "tiny-dict" and before.missing_bytes > 0
+    events = []
+    folder = Path(
+        pipefetch.download_diffusers_pipeline(
+            spec, out=tmp_path / "out", endpoint=pipe_hub.url, progress=events.append, **common
+        )
+    )
+    assert events[0]["event"] == "plan" and events[-1]["event"] == "done"
+    assert pipefetch.is_available_locally(spec, **common)
+    after = pipefetch.plan(spec, endpoint=pipe_hub.url, **common)
+    assert after.missing_bytes == 0 and {f.state for f in after.files} == {"cached"}
+    assert pulled_files(folder) == {f.target for f in after.files} | {"model_index.json"}
+
+    vae, unet = fixture.vae_dir, fixture.local_unet_dir
+    pipe = load(folder)
+    assert_component_classes(pipe)
+    assert_weights_equal(pipe.vae, vae / "diffusion_pytorch_model.safetensors")
+    assert_weights_equal(pipe.unet, unet / "my-unet.safetensors")
+    run_one_step(pipe)

@@ -2,21 +2,26 @@
 //! our server. The tests live in `xtask/interop/test_*.py`; this task prepares a venv and binaries
 //! and runs pytest over them.
 
+use std::path::Path;
 use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::util::{self, Requirements};
 
 /// Pinned so a new upstream release cannot silently change what "compatible" means; bump on purpose.
 /// diffusers and transformers are for `test_pipeline_e2e.py`, which loads and runs a pulled
 /// pipeline; they need torch, installed from `TORCH`.
+/// maturin builds the `pipefetch` Python package (crates/python) into a wheel, which is installed in
+/// the venv and tested by `test_python_*.py`; mypy checks its stubs with `--strict`.
 const BASE: &str = "\
 huggingface_hub==2.4.0
 pytest==9.2.0
 diffusers==0.42.1
 transformers==5.24.0
 safetensors==0.8.0
+maturin==1.16.0
+mypy==2.4.1
 ";
 
 /// torch for CPU, installed with `--no-deps`. PyPI has only CUDA builds of torch for Linux x86_64,
@@ -49,6 +54,7 @@ const VENV: &str = "interop-venv";
 pub fn run(args: &[String]) -> Result<Option<String>> {
     let bins = util::build_bins(false)?;
     let (python, skipped) = venv()?;
+    python_package(&python)?;
     let scratch = util::target_dir().join("interop-scratch");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
@@ -76,6 +82,54 @@ pub fn run(args: &[String]) -> Result<Option<String>> {
     }
     util::run(&mut cmd)?;
     Ok(skipped)
+}
+
+/// Builds the `pipefetch` wheel with the venv's maturin, installs it in the venv, and type-checks the
+/// package and its example with `mypy --strict`. A dev-profile wheel: it shares `target/debug` with
+/// the rest of the build (the tests measure behaviour, not speed; `cargo xtask bench` and a
+/// `pip install ./crates/python` build in release).
+fn python_package(python: &Path) -> Result<()> {
+    let bin = python.parent().context("the venv's python has no folder")?;
+    let wheels = util::target_dir().join("wheels");
+    let _ = std::fs::remove_dir_all(&wheels);
+    let crate_dir = util::root().join("crates").join("python");
+    let mut build = Command::new(bin.join("maturin"));
+    build
+        .args(["build", "--quiet", "--profile", "dev", "--manifest-path"])
+        .arg(crate_dir.join("Cargo.toml"))
+        .arg("--interpreter")
+        .arg(python)
+        .arg("--out")
+        .arg(&wheels);
+    if std::env::var_os("CI").is_some() && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        build.env("CARGO_INCREMENTAL", "0");
+    }
+    util::run(&mut build)?;
+    let wheel = std::fs::read_dir(&wheels)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .context("maturin built no wheel")?;
+    util::run(
+        Command::new(python)
+            .args(["-m", "pip", "install", "--quiet", "--no-cache-dir"])
+            .args(["--no-deps", "--force-reinstall"])
+            .arg(&wheel)
+            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+    )?;
+    // The package's own code and a user's view of it (the installed stubs), both strictly.
+    util::run(
+        Command::new(python)
+            .args(["-m", "mypy", "--strict", "--no-incremental"])
+            .arg(crate_dir.join("examples"))
+            .current_dir(util::root().join("target")),
+    )?;
+    util::run(
+        Command::new(python)
+            .args(["-m", "mypy", "--strict", "--no-incremental"])
+            .arg(crate_dir.join("python").join("pipefetch"))
+            .current_dir(util::root().join("target")),
+    )
 }
 
 /// The venv, with torch when it is installed already or the disk has room for it; otherwise

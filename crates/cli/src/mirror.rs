@@ -13,7 +13,7 @@ use pipefetch_mirror::{Mirror, MirrorEnv, MirrorLocation, PushOptions, Sha256Hex
 
 use crate::GlobalArgs;
 use crate::commands::fetcher;
-use crate::pipeline::{INVALID_SPEC, Loaded, LockedArg, SpecArg, load};
+use crate::pipeline::{INVALID_SPEC, Loaded, LockedArg, SpecArg, load, read_lock};
 
 #[derive(Debug, clap::Args)]
 pub struct MirrorArgs {
@@ -112,7 +112,7 @@ async fn push(args: PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
     // Refused credentials or a missing bucket are said before any work on the sources.
     mirror.probe().await?;
     let lock = if args.lock.locked {
-        s.read_lock(args.lock.lockfile.as_ref())?
+        read_lock(&s, args.lock.lockfile.as_ref())?
     } else {
         locker
             .lock(&s.spec, &s.origin, &s.text)

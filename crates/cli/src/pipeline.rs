@@ -1,15 +1,13 @@
 //! The pipeline commands: plan, pull, lock, check, list.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use pipefetch_fetcher::pipeline::check::list_pipelines;
-use pipefetch_fetcher::pipeline::plan::{Plan, Presence, SpecOrigin};
+use pipefetch_fetcher::pipeline::plan::{Plan, Presence};
 use pipefetch_fetcher::pipeline::pull::PullOptions;
-use pipefetch_fetcher::{Fetcher, FileRequest, Lock, human_bytes};
-use pipefetch_hub_client::{Repo, RepoId};
-use pipefetch_spec::PipelineSpec;
+use pipefetch_fetcher::{Fetcher, LoadedSpec, Lock, SpecLoadError, human_bytes};
 
 use crate::GlobalArgs;
 use crate::commands::{cache, fetcher};
@@ -98,102 +96,37 @@ pub struct ListArgs {
 
 /// A spec, where it came from and its text, or the exit code after its diagnostics were printed.
 pub(crate) enum Loaded {
-    Spec(Box<Spec>),
+    Spec(Box<LoadedSpec>),
     Invalid,
 }
 
-pub(crate) struct Spec {
-    pub(crate) spec: PipelineSpec,
-    pub(crate) origin: SpecOrigin,
-    /// The text it was parsed from (its sha256 goes into, and is checked against, lockfiles).
-    pub(crate) text: String,
-    /// Where its lockfile goes by default.
-    lockfile: PathBuf,
-}
-
-impl Spec {
-    fn lockfile(&self, arg: Option<&PathBuf>) -> PathBuf {
-        arg.cloned().unwrap_or_else(|| self.lockfile.clone())
-    }
-
-    /// The spec's lockfile, checked against the spec's text.
-    pub(crate) fn read_lock(&self, arg: Option<&PathBuf>) -> Result<Lock> {
-        let path = self.lockfile(arg);
-        let lock = Lock::read(&path).map_err(|e| match e {
-            pipefetch_fetcher::Error::Locked { what } if !path.exists() => {
-                pipefetch_fetcher::Error::Locked {
-                    what: format!("{what}; create it with `pipefetch lock {}`", self.spec.name),
-                }
-            }
-            other => other,
-        })?;
-        lock.check_spec(&self.text)
-            .with_context(|| format!("cannot use {}", path.display()))?;
-        Ok(lock)
-    }
-}
-
 pub(crate) async fn load(arg: &SpecArg, fetcher: &Fetcher, offline: bool) -> Result<Loaded> {
-    let path = Path::new(&arg.spec);
-    let hosted = !path.exists()
-        && arg.spec.split('/').count() >= 3
-        && (arg.spec.ends_with(".yaml") || arg.spec.ends_with(".yml"));
-    let options = fetcher.spec_options();
-    if !hosted {
-        // A read error is reported by the loader below, as a diagnostic like any other.
-        let text = pipefetch_spec::read_spec_file(path).unwrap_or_default();
-        return Ok(match pipefetch_spec::load_file_with(path, &options) {
-            Ok(spec) => Loaded::Spec(Box::new(Spec {
-                spec,
-                origin: SpecOrigin::Local(path.to_path_buf()),
-                text,
-                lockfile: Lock::path_for(path),
-            })),
-            Err(diagnostics) => {
-                let color = std::io::IsTerminal::is_terminal(&std::io::stderr());
-                eprint!("{}", diagnostics.render(color));
-                Loaded::Invalid
-            }
-        });
-    }
-    let mut parts = arg.spec.splitn(3, '/');
-    let (org, name, file) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    let repo = Repo::model(&format!("{org}/{name}"))
-        .with_context(|| format!("`{}` is neither a file nor ORG/NAME/path.yaml", arg.spec))?;
-    let mut req = FileRequest::new(repo.clone(), file).revision(&arg.spec_revision);
-    req.local_files_only = offline;
-    let local = fetcher
-        .download_file(&req)
+    match fetcher
+        .load_spec(&arg.spec, &arg.spec_revision, offline)
         .await
-        .with_context(|| format!("could not get the hosted spec {}", arg.spec))?;
-    let text = std::fs::read_to_string(&local)
-        .with_context(|| format!("could not read {}", local.display()))?;
-    let stem = Path::new(file)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "pipeline".into());
-    Ok(
-        match pipefetch_spec::parse_str_with(&text, file, &options) {
-            Ok(spec) => Loaded::Spec(Box::new(Spec {
-                spec,
-                origin: SpecOrigin::Hosted {
-                    repo: Repo::new(repo.repo_type, RepoId::new(format!("{org}/{name}"))?),
-                    revision: arg.spec_revision.clone(),
-                    path: file.to_string(),
-                },
-                text,
-                lockfile: PathBuf::from(format!("{stem}.lock")),
-            })),
-            Err(diagnostics) => {
-                eprint!("{}", diagnostics.render(false));
-                Loaded::Invalid
-            }
-        },
-    )
+    {
+        Ok(spec) => Ok(Loaded::Spec(Box::new(spec))),
+        Err(SpecLoadError::Invalid { diagnostics, text }) => {
+            // A hosted spec's excerpts come from the downloaded text: no colour for those.
+            let color = text.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            eprint!("{}", diagnostics.render(color));
+            Ok(Loaded::Invalid)
+        }
+        Err(SpecLoadError::Fetch(e)) => Err(e.into()),
+        Err(other) => Err(anyhow::anyhow!("{other}")),
+    }
+}
+
+/// Where the lockfile is: `--lockfile`, else the spec's default.
+fn lockfile_of(s: &LoadedSpec, arg: Option<&PathBuf>) -> PathBuf {
+    arg.cloned().unwrap_or_else(|| s.lockfile.clone())
+}
+
+/// The spec's lockfile, checked against the spec's text.
+pub(crate) fn read_lock(s: &LoadedSpec, arg: Option<&PathBuf>) -> Result<Lock> {
+    let path = lockfile_of(s, arg);
+    s.read_lock(Some(&path))
+        .with_context(|| format!("cannot use the lockfile {}", path.display()))
 }
 
 pub async fn plan(args: PlanArgs, global: &GlobalArgs) -> Result<ExitCode> {
@@ -202,7 +135,7 @@ pub async fn plan(args: PlanArgs, global: &GlobalArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(INVALID_SPEC));
     };
     let plan = if args.lock.locked {
-        let lock = s.read_lock(args.lock.lockfile.as_ref())?;
+        let lock = read_lock(&s, args.lock.lockfile.as_ref())?;
         fetcher.plan_locked(&lock).await?
     } else {
         fetcher.plan(&s.spec, &s.origin, false).await?
@@ -277,7 +210,7 @@ pub async fn pull(args: PullArgs, global: &GlobalArgs) -> Result<ExitCode> {
         skip_disk_check: args.no_disk_check,
     };
     let folder = if args.lock.locked {
-        let lock = s.read_lock(args.lock.lockfile.as_ref())?;
+        let lock = read_lock(&s, args.lock.lockfile.as_ref())?;
         fetcher.pull_locked(&lock, &options).await
     } else {
         fetcher
@@ -301,7 +234,7 @@ pub async fn check(args: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(INVALID_SPEC));
     };
     let availability = if args.lock.locked {
-        let lock = s.read_lock(args.lock.lockfile.as_ref())?;
+        let lock = read_lock(&s, args.lock.lockfile.as_ref())?;
         fetcher.is_available_locked(&lock, args.verify).await?
     } else {
         fetcher
@@ -344,7 +277,7 @@ pub async fn lock(args: LockArgs, global: &GlobalArgs) -> Result<ExitCode> {
         .lock(&s.spec, &s.origin, &s.text)
         .await
         .with_context(|| format!("could not lock pipeline `{}`", s.spec.name))?;
-    let path = s.lockfile(args.lockfile.as_ref());
+    let path = lockfile_of(&s, args.lockfile.as_ref());
     lock.write(&path)?;
     let bytes: u64 = lock.files.iter().map(|f| f.size).sum();
     eprintln!(

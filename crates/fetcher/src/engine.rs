@@ -293,12 +293,16 @@ impl Engine {
             if resume {
                 for path in repo.find_partials(&etag)? {
                     if let Some(table) = resume::load(&path, &etag, size) {
-                        let partial = repo.adopt_partial(&path)?;
+                        let mut partial = repo.adopt_partial(&path)?;
+                        // Kept even when this transfer is dropped before it ends (see
+                        // `RecordOnDrop`): only bad bytes are deleted, and explicitly.
+                        partial.keep();
                         return Ok((partial, table));
                     }
                 }
             }
-            let partial = repo.begin_blob(&etag)?;
+            let mut partial = repo.begin_blob(&etag)?;
+            partial.keep();
             let table = ChunkTable::new(&etag, size, &default_ranges);
             Ok((partial, table))
         })
@@ -330,6 +334,7 @@ impl Engine {
             progress.resume(resumed_bytes);
         }
         let shared = Arc::new(SharedTable::new(temp_path.clone(), table.clone()));
+        let mut record_on_drop = RecordOnDrop(Some(Arc::clone(&shared)));
 
         let outcome = self
             .transfer_ranges(job, &file, &table, &shared, &progress)
@@ -340,6 +345,7 @@ impl Engine {
         };
         match outcome {
             Ok(()) => {
+                record_on_drop.disarm();
                 drop(file);
                 let (r, e) = (job.repo.clone(), job.etag.clone());
                 blocking(move || match partial.commit() {
@@ -354,8 +360,9 @@ impl Engine {
                 Ok(progress.downloaded())
             }
             Err(e @ (Error::Integrity { .. } | Error::SizeMismatch { .. })) => {
-                // Bad bytes are never kept: the partial (deleted on drop) and its state go.
-                drop(partial);
+                // Bad bytes are never kept: the partial and its state go.
+                record_on_drop.disarm();
+                let _ = std::fs::remove_file(partial.into_resumable());
                 resume::remove(&temp_path);
                 progress.rewind(progress.done());
                 Err(if resumed_bytes > 0 {
@@ -366,6 +373,7 @@ impl Engine {
             }
             Err(e) => {
                 // Keep every verified-so-far byte for the next run: the partial stays, with its state.
+                record_on_drop.disarm();
                 shared.flush();
                 let _ = partial.into_resumable();
                 Err(Resumed::Fresh(e))
@@ -502,6 +510,28 @@ impl Engine {
 
     fn write_error(&self, job: &BlobJob, e: io::Error) -> Error {
         Error::write(job.repo.blobs_dir(), job.size, e)
+    }
+}
+
+/// Records a transfer's progress in its state file when the transfer is dropped before it ends: a
+/// caller cancelled it (Ctrl-C in Python, a timeout, an aborted task). The partial itself is kept
+/// (its `PartialBlob` is marked to be kept from the start), so the next run resumes from every
+/// byte written so far, as after a failure. The write is one small file, done on the dropping
+/// thread: there is no runtime to hand it to while a future is being dropped.
+struct RecordOnDrop(Option<Arc<SharedTable>>);
+
+impl RecordOnDrop {
+    /// The transfer reached an end that handles the state itself.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RecordOnDrop {
+    fn drop(&mut self) {
+        if let Some(table) = self.0.take() {
+            table.flush();
+        }
     }
 }
 

@@ -161,6 +161,15 @@ pub enum Error {
         /// The sha256 of the bytes received.
         actual: String,
     },
+    /// What we were doing when an error of this crate happened.
+    #[error("{what}")]
+    Context {
+        /// What we were doing.
+        what: String,
+        /// The error.
+        #[source]
+        source: Box<Error>,
+    },
     /// A lockfile cannot be used: missing, of another version, malformed, or the spec or a file
     /// changed since it was written.
     #[error("{what}")]
@@ -231,6 +240,7 @@ impl Error {
         match self {
             Error::Hub { source, .. } | Error::Transfer { source, .. } => source.hint(),
             Error::Cache(e) => e.hint(),
+            Error::Context { source, .. } => source.hint(),
             Error::Select(e) => e.hint(),
             Error::NotCached { why, .. } => Some(if *why == "offline mode" {
                 "unset HF_HUB_OFFLINE (or set it to 0) to download it".to_string()

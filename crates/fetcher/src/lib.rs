@@ -122,6 +122,7 @@ pub use patterns::PathFilter;
 use pipefetch_hub_cache::{CacheOptions, HfCache, SymlinkMode};
 use pipefetch_hub_client::{HfEnv, HubClient, Token};
 pub use pipeline::check::{Availability, Problem, ProblemKind};
+pub use pipeline::input::{LoadedSpec, SpecLoadError, hosted_spec};
 pub use pipeline::plan::{Plan, PlanFile, Presence, SpecOrigin, Transform};
 pub use pipeline::pull::{PipelineFolder, PullOptions};
 pub use progress::{Event, NoProgress, Reporter, SharedReporter};

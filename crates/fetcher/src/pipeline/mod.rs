@@ -4,6 +4,7 @@
 
 pub mod assemble;
 pub mod check;
+pub mod input;
 pub mod plan;
 pub mod pull;
 pub mod select;

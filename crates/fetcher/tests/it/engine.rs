@@ -313,3 +313,73 @@ async fn bytes_sent_again_after_an_inline_hash_are_hashed_from_disk() {
     assert_eq!(cdn.len(), 2, "{cdn:#?}");
     assert_eq!(cdn[1].fault.as_deref(), Some("ignore_range"));
 }
+
+/// Python's Ctrl-C, a timeout or an aborted task drop a download's future midway. What was
+/// written must stay resumable, as after a failure: the partial and its state file are kept
+/// (dropping the partial used to delete it) and the next run fetches only the missing ranges.
+#[tokio::test]
+async fn a_download_dropped_midway_keeps_its_partial_for_the_next_run() {
+    let s = Setup::new().await;
+    // One range of the big file stalls for good; the seven others complete.
+    s.hub.faults().push(
+        Fault::stall_after(100_000, None)
+            .on(Route::Cdn)
+            .path_contains("big.safetensors")
+            .times(1),
+    );
+    let size = s.files["big.safetensors"].len() as u64;
+    let range = size / 8;
+    // A client that waits for the stalled range far longer than the test takes: the drop, not a
+    // timeout and a retry, must be what ends this download.
+    let patient = pipefetch_hub_client::HubClient::builder()
+        .endpoint(s.hub.url())
+        .retry(pipefetch_hub_client::RetryPolicy::no_delay())
+        .read_idle_timeout(std::time::Duration::from_secs(600))
+        .build()
+        .expect("client");
+    let fetcher = s.fetcher_with(patient, false);
+    let request = big();
+    let download = fetcher.download_file(&request);
+    let stalled = async {
+        // Every range but the stalled one is in, and so is the stalled one's first part.
+        while !s.events.lock().expect("events").iter().any(|e| {
+            matches!(e, pipefetch_fetcher::Event::Heartbeat { bytes_done, stalled_ms, .. }
+                if *bytes_done >= size - range + 100_000 && *stalled_ms > 0)
+        }) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        result = download => panic!("the stalled download ended: {result:?}"),
+        () = stalled => {}
+    }
+    // The future is dropped here, as a cancelled caller's would be.
+    let names = s.blob_names();
+    assert!(
+        names.iter().any(|n| n.ends_with(".incomplete")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with(".incomplete.state")),
+        "{names:?}"
+    );
+
+    s.hub.log().clear();
+    s.events.lock().expect("events").clear();
+    let p = s.fetcher().download_file(&big()).await.expect("resumed");
+    assert_eq!(std::fs::read(p).expect("read"), s.files["big.safetensors"]);
+    // Only the stalled range was asked for again, and the run said it resumed.
+    let cdn = crate::support::cdn_requests(&s.hub);
+    assert_eq!(cdn.len(), 1, "{cdn:#?}");
+    let resumed = s
+        .events
+        .lock()
+        .expect("events")
+        .iter()
+        .find_map(|e| match e {
+            pipefetch_fetcher::Event::FileStarted { resumed, .. } => Some(*resumed),
+            _ => None,
+        });
+    assert_eq!(resumed, Some(size - range), "resumed bytes");
+    assert!(!s.blob_names().iter().any(|n| n.contains(".incomplete")));
+}
