@@ -349,8 +349,8 @@ impl Mirror {
     }
 
     /// Checks that the bucket exists and the credentials may list under the prefix: one
-    /// `ListObjectsV2` of at most one key. Gives the clear errors (missing bucket, refused key,
-    /// unreachable endpoint) before any work starts.
+    /// `ListObjectsV2` request (its first page only). Gives the clear errors (missing bucket,
+    /// refused key, unreachable endpoint) before any work starts.
     pub async fn probe(&self) -> Result<()> {
         let prefix = self.inner.location.prefix();
         let path = StorePath::from(prefix);
