@@ -11,6 +11,7 @@ use pipefetch_hub_server::fixture::random_bytes;
 
 use crate::support::read_tree;
 use crate::world::{MODEL_INDEX, World, names};
+use pipefetch_hub_server::fixture::world::mixed_spec;
 
 #[tokio::test]
 async fn base_only_pull_takes_exactly_what_the_pipeline_needs() {
@@ -76,26 +77,7 @@ async fn base_only_pull_takes_exactly_what_the_pipeline_needs() {
 #[tokio::test]
 async fn mixed_sources_and_variants_assemble_under_canonical_names() {
     let w = World::new().await;
-    let hub = w.hub.url();
-    let yaml = format!(
-        "repo_id: acme/pipe
-variant: fp16
-components:
-  vae:
-    hf_repo: acme/vae-fix
-  unet:
-    local_path: {unet}
-  safety_checker: null
-  scheduler:
-    source: [acme/pipe/scheduler/scheduler_config.json]
-  tokenizer:
-    urls:
-      vocab.json: {hub}/acme/pipe/resolve/main/tokenizer/vocab.json
-      merges.txt: {hub}/acme/pipe/resolve/main/tokenizer/merges.txt
-      tokenizer_config.json: {hub}/acme/pipe/resolve/main/tokenizer/tokenizer_config.json
-",
-        unet = w.local_unet.display(),
-    );
+    let yaml = mixed_spec(&w.hub.url(), &w.local_unet);
     let folder = w.pull("mixed", &yaml).await.expect("pull");
     assert_eq!(
         names(&folder),
