@@ -2,8 +2,6 @@
 //! engine, assemble the folder.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use pipefetch_hub_client::{Repo, RepoId};
 use pipefetch_spec::PipelineSpec;
@@ -175,7 +173,7 @@ impl Fetcher {
                 let job = self
                     .hub_job(engine, id, &hub_repo, &cache_repo, commit, path, &listed)
                     .await?;
-                let downloaded = engine.fetch(&job).await?;
+                let downloaded = engine.fetch(&job).await?.downloaded;
                 let (r, c, p, e) = (cache_repo, commit.clone(), path.clone(), etag.clone());
                 blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
                 Ok(Some(downloaded))
@@ -198,45 +196,10 @@ impl Fetcher {
                     name,
                     sha256: file.url_pin.clone(),
                 };
-                let reporter = Arc::clone(engine.reporter());
-                let tracker = Arc::clone(engine.tracker());
-                let cache = self.url_cache();
-                reporter.report(&Event::FileStarted {
-                    file: id,
-                    repo: request.url.host_str().unwrap_or("url").to_string(),
-                    path: file.target.clone(),
-                    size: file.size.unwrap_or(0),
-                    resumed: cache.partial_bytes(request.url.as_str()),
-                });
-                tracker.active_files.fetch_add(1, Ordering::Relaxed);
-                let last = std::sync::atomic::AtomicU64::new(0);
-                let on_bytes = move |done: u64, total: u64| {
-                    let before = last.swap(done, Ordering::Relaxed);
-                    if done > before {
-                        tracker
-                            .bytes_done
-                            .fetch_add(done - before, Ordering::Relaxed);
-                        tracker
-                            .bytes_downloaded
-                            .fetch_add(done - before, Ordering::Relaxed);
-                    }
-                    reporter.report(&Event::Progress {
-                        file: id,
-                        bytes_done: done,
-                        bytes_total: total,
-                    });
-                };
-                let cache = self.url_cache();
-                let tracked = engine.track_urls(&[request.url.as_str()], id);
-                let result =
-                    url_source::fetch_url(self.client(), &cache, &request, &on_bytes).await;
-                drop(tracked);
-                engine
-                    .tracker()
-                    .active_files
-                    .fetch_sub(1, Ordering::Relaxed);
-                let entry = result?;
-                Ok(Some(entry.size))
+                let (_, downloaded) = engine
+                    .fetch_url(id, &file.target, &request, &self.url_cache())
+                    .await?;
+                Ok(Some(downloaded))
             }
         }
     }
