@@ -1,20 +1,38 @@
 //! `cargo xtask bench`: download throughput, side by side with the reference tools, in one run.
 //!
 //! Every tool downloads the same data from the same hub-server (release build) over loopback into
-//! a fresh folder, three times (after `sync`, median reported); we report MB/s (decimal, like the targets in DEVELOPERS.md) and pipefetch's ratio
-//! to each. Two workloads:
-//! - `snapshot`: an SD-shaped repo of `--size-mb` MB (default 2150), all files.
-//! - `single`: one 1 GiB file.
+//! a fresh folder, `--runs` times (default three, after `sync`, median reported); we report MB/s
+//! (decimal) and pipefetch's ratio to each. The modes:
 //!
-//! Peers: curl (one stream per file, all files in parallel), huggingface_hub `snapshot_download`
-//! (venv under target/), hf_transfer (16 ranges per file) and aria2c (`-x8 -j4`) when they can be
-//! installed / are on PATH. pipefetch verifies sha256 (or git sha1) of every file; none of the
-//! others verifies anything. Results are written to `target/bench/results.md` as well.
+//! - `plain` (the default): an unthrottled link, the "no regression" baseline. Workloads:
+//!   `snapshot`, an SD-shaped repo of `--size-mb` MB (default 2150), all files; `single`, one
+//!   1 GiB file. Peers: curl (one stream per file, all files at once), huggingface_hub
+//!   `snapshot_download`, hf_transfer (16 ranges per file), aria2c (`-x8 -j4`).
+//! - `link`: every CDN connection capped at `--rate` (default 40 MB/s) with `--latency-ms`
+//!   (default 20) added, what a real CDN edge gives (issue 7). pipefetch's default beside fixed
+//!   budgets (`--connections 8, 16, 32, 64`), huggingface_hub, hf_transfer (16 and 100 ranges
+//!   per file: 100 is what huggingface_hub gave it), aria2c. For the default, the connection
+//!   budget it settled on, read from its JSON progress events.
+//! - `faults`: a `--fault-mb` (default 644) pull through a CDN that cuts 25 % of file bodies,
+//!   stalls 10 % for 40 s and trickles 5 % at 1.3 kB/s (seeded), for several seeds: pipefetch
+//!   (half its attempts killed with SIGKILL at a random moment, then rerun until done) and
+//!   huggingface_hub (10-s read timeout, rerun until done). Wall time, longest attempt, bytes
+//!   moved ÷ payload from the server's log, and whether the final bytes are exact.
+//! - `check`: `pipefetch check` on a cache of 50 pipelines beside huggingface_hub's scan.
+//!
+//! `--quick` makes every mode small enough for a few minutes. pipefetch verifies sha256 (or git
+//! sha1) of every file; none of the others verifies anything. Results are written to
+//! `target/bench/results.md` as well (the `check` mode to `target/bench-check/results.md`).
+
+mod check;
+mod faults;
+mod throughput;
+mod tools;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -25,9 +43,126 @@ const BENCH_REQUIREMENTS: util::Requirements<'static> = util::Requirements {
     exact: &[],
 };
 
+pub const USAGE: &str = "usage: cargo xtask bench [plain|link|faults|check] [options]
+
+  plain (default)       unthrottled loopback: pipefetch vs curl, aria2c, huggingface_hub, hf_transfer
+  link                  each CDN connection capped (--rate, --latency-ms): pipefetch default vs
+                        --connections 8/16/32/64 vs huggingface_hub, hf_transfer 16/100 ranges, aria2c
+  faults                a pull through a CDN with seeded cuts, stalls and trickles; SIGKILLs; reruns
+  check                 `pipefetch check` on a cache of 50 pipelines vs huggingface_hub's scan
+
+  --quick               small sizes, one run, two seeds: a few minutes
+  --size-mb N           plain/link: size of the SD-shaped repo (default 2150; quick 300)
+  --only snapshot|single  plain/link: one workload (quick: snapshot only)
+  --runs N              plain/link: runs per tool, median reported (default 3; quick 1)
+  --rate R              link: per-connection cap (default 40M); faults: also cap (default none)
+  --latency-ms N        link: added latency (default 20); faults: also (default 0)
+  --fault-mb N          faults: payload size (default 644; quick 100)
+  --seeds 1,2,3         faults: seeds (default 1,2,3; quick 1,2)
+  --faults RULES        faults: the mix (default cut=0.25,stall=0.10:40s,trickle=0.05:1300)
+  --attempt-timeout S   faults: an attempt running this long is killed and counted (default 300; quick 120)
+  --max-attempts N      faults: give up on a tool and seed after N attempts (default 8)
+  --kill-within S       faults: a random SIGKILL falls within this many seconds (default 8; quick 3)";
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+struct Options {
+    mode: String,
+    quick: bool,
+    size_mb: u64,
+    only: Option<String>,
+    runs: usize,
+    rate: Option<String>,
+    latency_ms: Option<u64>,
+    fault_mb: u64,
+    seeds: Vec<u64>,
+    faults: String,
+    attempt_timeout: Duration,
+    max_attempts: usize,
+    kill_within: Duration,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let quick = args.iter().any(|a| a == "--quick");
+        let mut o = Options {
+            mode: "plain".into(),
+            quick,
+            size_mb: if quick { 300 } else { 2150 },
+            only: quick.then(|| "snapshot".to_string()),
+            runs: if quick { 1 } else { 3 },
+            rate: None,
+            latency_ms: None,
+            fault_mb: if quick { 100 } else { 644 },
+            seeds: if quick { vec![1, 2] } else { vec![1, 2, 3] },
+            faults: "cut=0.25,stall=0.10:40s,trickle=0.05:1300".into(),
+            attempt_timeout: Duration::from_secs(if quick { 120 } else { 300 }),
+            max_attempts: 8,
+            kill_within: Duration::from_secs(if quick { 3 } else { 8 }),
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
+            };
+            let number = |name: &str, v: String| -> Result<u64> {
+                v.parse()
+                    .with_context(|| format!("{name} needs a number, not `{v}`"))
+            };
+            match a.as_str() {
+                "plain" | "link" | "faults" | "check" => o.mode = a.clone(),
+                "--check" => o.mode = "check".into(),
+                "--quick" => {}
+                "--size-mb" => o.size_mb = number(a, value(a)?)?,
+                "--only" => o.only = Some(value(a)?),
+                "--runs" => o.runs = number(a, value(a)?)?.max(1) as usize,
+                "--rate" => o.rate = Some(value(a)?),
+                "--latency-ms" => o.latency_ms = Some(number(a, value(a)?)?),
+                "--fault-mb" => o.fault_mb = number(a, value(a)?)?,
+                "--seeds" => {
+                    o.seeds = value(a)?
+                        .split(',')
+                        .map(|s| number("--seeds", s.trim().to_string()))
+                        .collect::<Result<_>>()?
+                }
+                "--faults" => o.faults = value(a)?,
+                "--attempt-timeout" => {
+                    o.attempt_timeout = Duration::from_secs(number(a, value(a)?)?)
+                }
+                "--max-attempts" => o.max_attempts = number(a, value(a)?)?.max(1) as usize,
+                "--kill-within" => o.kill_within = Duration::from_secs(number(a, value(a)?)?),
+                "-h" | "--help" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => bail!("unknown bench option `{other}`\n\n{USAGE}"),
+            }
+        }
+        if let Some(only) = &o.only
+            && only != "snapshot"
+            && only != "single"
+        {
+            bail!("--only takes snapshot or single, not `{only}`");
+        }
+        Ok(o)
+    }
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let opts = Options::parse(args)?;
+    match opts.mode.as_str() {
+        "check" => check::run(),
+        "faults" => faults::run(&opts),
+        _ => throughput::run(&opts),
+    }
+}
+
+/// One thing to download: a repo, or one file of it.
 struct Workload {
     name: &'static str,
-    repo: &'static str,
+    repo: String,
     /// Repo paths and sizes.
     files: Vec<(String, u64)>,
 }
@@ -38,111 +173,7 @@ impl Workload {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let mut size_mb = 2150u64;
-    let mut only: Option<String> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--size-mb" => {
-                size_mb = it
-                    .next()
-                    .context("--size-mb needs a number")?
-                    .parse()
-                    .context("--size-mb needs a number")?
-            }
-            "--only" => only = it.next().cloned(),
-            "--check" => {
-                return check_bench();
-            }
-            other => {
-                bail!("unknown bench option `{other}` (try --size-mb N, --only snapshot|single)")
-            }
-        }
-    }
-    let bins = util::build_bins(true)?;
-    let base = util::target_dir().join("bench");
-    let root = base.join("hub-root");
-    let workloads = ensure_fixtures(&root, size_mb)?;
-    let python = util::ensure_venv("bench-venv", &BENCH_REQUIREMENTS).ok();
-    if python.is_none() {
-        eprintln!("note: no Python venv; huggingface_hub and hf_transfer are skipped");
-    }
-    let server = ServerProcess::start(&bins.hub_server, &root, &[])?;
-    let out_dir = base.join("out");
-
-    let mut report = String::new();
-    let _ = writeln!(
-        report,
-        "# pipefetch bench ({}; loopback; hub-server release)\n",
-        util::now_utc()
-    );
-    for w in &workloads {
-        if only.as_deref().is_some_and(|o| o != w.name) {
-            continue;
-        }
-        let mb = w.bytes() as f64 / 1e6;
-        let _ = writeln!(
-            report,
-            "## {} — {} files, {:.0} MB\n\n| tool | seconds | MB/s | pipefetch is × faster | verifies |\n|---|---:|---:|---:|---|",
-            w.name,
-            w.files.len(),
-            mb
-        );
-        let mut results: Vec<(String, f64, &str)> = Vec::new();
-        let ctx = Ctx {
-            server: &server,
-            out: &out_dir,
-            workload: w,
-        };
-        // hub-server hashes a repo on its first request (to derive the commit and etags); pay that
-        // before any clock starts, so no tool is charged for it.
-        util::run(
-            Command::new("curl")
-                .args(["-sS", "--fail", "-o", "/dev/null"])
-                .arg(format!("{}/api/models/{}", server.url, w.repo)),
-        )?;
-        let pf = measure(&ctx, "pipefetch-cache", |dir| {
-            pipefetch(&ctx, &bins.pipefetch, dir)
-        })?;
-        check_bytes(&ctx, &out_dir.join("pipefetch-cache"), true)?;
-        results.push(("pipefetch".into(), pf, "sha256 / git sha1"));
-        if let Ok(t) = measure(&ctx, "curl", |dir| curl(&ctx, dir)) {
-            results.push(("curl (one stream per file)".into(), t, "no"));
-        }
-        if which("aria2c")
-            && let Ok(t) = measure(&ctx, "aria2", |dir| aria2(&ctx, dir))
-        {
-            results.push(("aria2c -x8 -j4".into(), t, "no"));
-        }
-        if let Some(py) = &python {
-            match measure(&ctx, "hf-cache", |dir| hf_snapshot(&ctx, py, dir)) {
-                Ok(t) => results.push(("huggingface_hub snapshot_download".into(), t, "no")),
-                Err(e) => eprintln!("huggingface_hub failed: {e:#}"),
-            }
-            match measure(&ctx, "hf-transfer", |dir| hf_transfer(&ctx, py, dir)) {
-                Ok(t) => results.push(("hf_transfer (16 ranges/file)".into(), t, "no")),
-                Err(e) => eprintln!("hf_transfer failed: {e:#}"),
-            }
-        }
-        for (tool, secs, verifies) in &results {
-            let _ = writeln!(
-                report,
-                "| {tool} | {secs:.2} | {:.0} | {:.2} | {verifies} |",
-                mb / secs,
-                secs / pf
-            );
-        }
-        let _ = writeln!(report);
-        let _ = std::fs::remove_dir_all(&out_dir);
-    }
-    println!("{report}");
-    std::fs::create_dir_all(&base)?;
-    std::fs::write(base.join("results.md"), &report)?;
-    eprintln!("written to {}", base.join("results.md").display());
-    Ok(())
-}
-
+/// What every tool run needs: the server, where to write, what to fetch.
 struct Ctx<'a> {
     server: &'a ServerProcess,
     out: &'a Path,
@@ -168,157 +199,159 @@ impl Ctx<'_> {
     }
 }
 
-/// Runs a tool `RUNS` times, each into a fresh empty folder, after `sync` (so that no run pays for
-/// writing back the previous run's dirty pages), and returns the median wall time.
-fn measure(ctx: &Ctx<'_>, name: &str, f: impl Fn(&Path) -> Result<()>) -> Result<f64> {
-    const RUNS: usize = 3;
-    let mut times = Vec::with_capacity(RUNS);
-    for _ in 0..RUNS {
+/// Runs a tool `runs` times, each into a fresh empty folder, after `sync` (so that no run pays
+/// for writing back the previous run's dirty pages). Returns the median wall time and what the
+/// median run returned.
+fn measure<T>(
+    ctx: &Ctx<'_>,
+    runs: usize,
+    name: &str,
+    f: impl Fn(&Path) -> Result<T>,
+) -> Result<(f64, T)> {
+    let mut results = Vec::with_capacity(runs);
+    for _ in 0..runs {
         let dir = ctx.fresh(name)?;
         let _ = Command::new("sync").status();
         let started = Instant::now();
-        f(&dir)?;
-        times.push(started.elapsed().as_secs_f64());
+        let extra = f(&dir)?;
+        results.push((started.elapsed().as_secs_f64(), extra));
     }
+    let times: Vec<f64> = results.iter().map(|r| r.0).collect();
     eprintln!("{name}: {times:.2?}");
-    times.sort_by(f64::total_cmp);
-    Ok(times[RUNS / 2])
+    results.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let middle = results.len() / 2;
+    Ok(results.swap_remove(middle))
 }
 
-fn pipefetch(ctx: &Ctx<'_>, bin: &Path, cache: &Path) -> Result<()> {
-    let w = ctx.workload;
-    let mut cmd = Command::new(bin);
-    if w.name == "single" {
-        cmd.args(["download", w.repo, &w.files[0].0]);
-    } else {
-        cmd.args(["snapshot", w.repo]);
+/// Writes the SD-shaped repo of `size_mb` MB (and, if asked, the 1 GiB single file) once, under
+/// `root`, and returns the workloads. Each repo has its own stamp, so sizes can sit side by side
+/// and switching between `--quick` and a full run rewrites nothing.
+fn ensure_fixtures(root: &Path, size_mb: u64, single: bool) -> Result<Vec<Workload>> {
+    // The first layout had one repo per root and one stamp for all; drop it rather than keep
+    // 3 GB nobody reads.
+    let old_layout = std::fs::read_dir(root).ok().is_some_and(|mut d| {
+        d.any(|e| {
+            e.is_ok_and(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".bench-fixture-v1-")
+            })
+        })
+    });
+    if old_layout {
+        std::fs::remove_dir_all(root)?;
     }
-    cmd.args(["--progress", "none"])
-        .env("HF_ENDPOINT", &ctx.server.url)
-        .env("HF_HUB_CACHE", cache)
-        .stdout(std::process::Stdio::null());
-    util::run(&mut cmd)
-}
-
-fn curl(ctx: &Ctx<'_>, dir: &Path) -> Result<()> {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "--no-progress-meter",
-        "-L",
-        "--fail",
-        "-Z",
-        "--parallel-max",
-        "64",
-    ]);
-    for (i, (path, _)) in ctx.workload.files.iter().enumerate() {
-        cmd.arg("-o")
-            .arg(dir.join(format!("f{i}")))
-            .arg(ctx.url(path));
-    }
-    util::run(&mut cmd)
-}
-
-fn aria2(ctx: &Ctx<'_>, dir: &Path) -> Result<()> {
-    let mut list = String::new();
-    for (i, (path, _)) in ctx.workload.files.iter().enumerate() {
-        let _ = writeln!(list, "{}\n  out=f{i}", ctx.url(path));
-    }
-    let input = dir.join("input.txt");
-    std::fs::write(&input, list)?;
-    util::run(
-        Command::new("aria2c")
-            .args(["-q", "-x8", "-j4", "-s8", "--file-allocation=none", "-d"])
-            .arg(dir)
-            .arg("-i")
-            .arg(&input),
-    )
-}
-
-fn hf_snapshot(ctx: &Ctx<'_>, python: &Path, cache: &Path) -> Result<()> {
-    let w = ctx.workload;
-    let code = if w.name == "single" {
-        format!(
-            "from huggingface_hub import hf_hub_download; hf_hub_download('{}', '{}')",
-            w.repo, w.files[0].0
-        )
-    } else {
-        format!(
-            "from huggingface_hub import snapshot_download; snapshot_download('{}')",
-            w.repo
-        )
-    };
-    util::run(
-        Command::new(python)
-            .args(["-c", &code])
-            .env("HF_ENDPOINT", &ctx.server.url)
-            .env("HF_HUB_CACHE", cache)
-            .env("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-            .env("HF_HUB_DISABLE_XET", "1"),
-    )
-}
-
-fn hf_transfer(ctx: &Ctx<'_>, python: &Path, dir: &Path) -> Result<()> {
-    // hf_transfer downloads one file at a time with parallel ranges (as huggingface_hub ≤ 0.36 used
-    // it); we run the files one after another, like that integration did.
-    let mut code = String::from("import hf_transfer\n");
-    for (i, (path, _)) in ctx.workload.files.iter().enumerate() {
-        let _ = writeln!(
-            code,
-            "hf_transfer.download({:?}, {:?}, max_files=16, chunk_size=10*1024*1024)",
-            ctx.url(path),
-            dir.join(format!("f{i}")).display().to_string()
+    std::fs::create_dir_all(root)?;
+    let sd = format!("bench/sd-like-{size_mb}");
+    let stamp = root.join(format!(".stamp-v2-sd-like-{size_mb}"));
+    if !stamp.exists() {
+        eprintln!(
+            "writing the {size_mb} MB SD-shaped fixture under {}",
+            root.display()
         );
+        let _ = std::fs::remove_dir_all(root.join("models").join(&sd));
+        pipefetch_hub_server::fixture::sd_like(root, &sd, size_mb * 1_000_000)?;
+        std::fs::write(&stamp, b"")?;
     }
-    util::run(Command::new(python).args(["-c", &code]))
+    let mut workloads = vec![Workload {
+        name: "snapshot",
+        files: list_files(&root.join("models").join(&sd))?,
+        repo: sd,
+    }];
+    if single {
+        let stamp = root.join(".stamp-v2-single");
+        if !stamp.exists() {
+            eprintln!(
+                "writing the 1 GiB single-file fixture under {}",
+                root.display()
+            );
+            let _ = std::fs::remove_dir_all(root.join("models/bench/single"));
+            pipefetch_hub_server::fixture::RepoBuilder::new(root, "models", "bench/single")
+                .random_file("model.safetensors", 42, 1 << 30)
+                .build()?;
+            std::fs::write(&stamp, b"")?;
+        }
+        workloads.push(Workload {
+            name: "single",
+            repo: "bench/single".into(),
+            files: list_files(&root.join("models/bench/single"))?,
+        });
+    }
+    Ok(workloads)
 }
 
-/// Checks that pipefetch's snapshot holds every file with the right size.
-fn check_bytes(ctx: &Ctx<'_>, cache: &Path, _verify: bool) -> Result<()> {
-    let folder = format!("models--{}", ctx.workload.repo.replace('/', "--"));
-    let snaps = cache.join(folder).join("snapshots");
-    let snap = std::fs::read_dir(&snaps)
-        .with_context(|| format!("no snapshot in {}", snaps.display()))?
-        .next()
-        .context("no snapshot")??
-        .path();
-    for (path, size) in &ctx.workload.files {
-        let len = std::fs::metadata(snap.join(path))
-            .with_context(|| format!("pipefetch did not produce {path}"))?
-            .len();
-        if len != *size {
-            bail!("pipefetch produced {path} with {len} bytes, expected {size}");
+/// Where the bench keeps its fixtures and writes its results.
+fn bench_dir() -> PathBuf {
+    util::target_dir().join("bench")
+}
+
+/// hub-server hashes a repo on its first request (to derive the commit and etags); pay that
+/// before any clock starts, so no tool is charged for it.
+fn warm(server: &ServerProcess, repo: &str) -> Result<()> {
+    util::run(
+        Command::new("curl")
+            .args(["-sS", "--fail", "-o", "/dev/null"])
+            .arg(format!("{}/api/models/{repo}", server.url)),
+    )
+}
+
+/// The bench venv's python, or `None` (with a note) when it cannot be made.
+fn python() -> Option<PathBuf> {
+    match util::ensure_venv("bench-venv", &BENCH_REQUIREMENTS) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("note: no Python venv ({e:#}); huggingface_hub and hf_transfer are skipped");
+            None
         }
     }
+}
+
+/// Sends a request to one of hub-server's control routes and returns the JSON answer.
+fn control(
+    server: &ServerProcess,
+    method: &str,
+    route: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--fail-with-body", "-X", method])
+        .arg(format!("{}/_control/{route}", server.url));
+    if let Some(body) = body {
+        cmd.args(["-H", "content-type: application/json", "--data-binary"])
+            .arg(body.to_string());
+    }
+    let out = cmd.output().context("running curl")?;
+    if !out.status.success() {
+        bail!(
+            "{method} /_control/{route} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("{method} /_control/{route} did not answer JSON"))
+}
+
+/// Writes the report to stdout and `target/bench/results.md`.
+fn write_report(report: &str) -> Result<()> {
+    println!("{report}");
+    let base = bench_dir();
+    std::fs::create_dir_all(&base)?;
+    std::fs::write(base.join("results.md"), report)?;
+    eprintln!("written to {}", base.join("results.md").display());
     Ok(())
 }
 
-fn ensure_fixtures(root: &Path, size_mb: u64) -> Result<Vec<Workload>> {
-    let stamp = root.join(format!(".bench-fixture-v1-{size_mb}"));
-    if !stamp.exists() {
-        let _ = std::fs::remove_dir_all(root);
-        eprintln!(
-            "writing bench fixtures ({size_mb} MB + 1 GiB) under {}",
-            root.display()
-        );
-        pipefetch_hub_server::fixture::sd_like(root, "bench/sd-like", size_mb * 1_000_000)?;
-        pipefetch_hub_server::fixture::RepoBuilder::new(root, "models", "bench/single")
-            .random_file("model.safetensors", 42, 1 << 30)
-            .build()?;
-        std::fs::write(&stamp, b"")?;
-    }
-    Ok(vec![
-        Workload {
-            name: "snapshot",
-            repo: "bench/sd-like",
-            files: list_files(&root.join("models/bench/sd-like"))?,
-        },
-        Workload {
-            name: "single",
-            repo: "bench/single",
-            files: list_files(&root.join("models/bench/single"))?,
-        },
-    ])
+fn report_header(what: &str, opts: &Options) -> String {
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# pipefetch bench: {what}{} ({}; loopback; hub-server release; {} cores)\n",
+        if opts.quick { " (--quick)" } else { "" },
+        util::now_utc(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    report
 }
 
 fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
@@ -341,6 +374,17 @@ fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
     Ok(out)
 }
 
+/// The snapshot folder a tool left in an HF cache for `repo`.
+fn snapshot_dir(cache: &Path, repo: &str) -> Result<PathBuf> {
+    let folder = format!("models--{}", repo.replace('/', "--"));
+    let snaps = cache.join(folder).join("snapshots");
+    Ok(std::fs::read_dir(&snaps)
+        .with_context(|| format!("no snapshot in {}", snaps.display()))?
+        .next()
+        .context("no snapshot")??
+        .path())
+}
+
 fn encode_segment(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -351,104 +395,4 @@ fn encode_segment(s: &str) -> String {
         }
     }
     out
-}
-
-fn which(cmd: &str) -> bool {
-    Command::new(cmd)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// `cargo xtask bench --check`: the time of `pipefetch check` (and `list`) on a cache holding 50
-/// pulled pipelines, next to huggingface_hub's `scan_cache_dir` on the same cache.
-fn check_bench() -> Result<()> {
-    const N: usize = 50;
-    let bins = util::build_bins(true)?;
-    let base = util::target_dir().join("bench-check");
-    let root = base.join("hub-root");
-    let stamp = root.join(".check-fixture-v1");
-    if !stamp.exists() {
-        let _ = std::fs::remove_dir_all(&root);
-        for i in 0..N {
-            pipefetch_hub_server::fixture::sd_like(
-                &root,
-                &format!("bench/pipe-{i:02}"),
-                2_000_000,
-            )?;
-        }
-        std::fs::write(&stamp, b"")?;
-    }
-    let home = base.join("hf-home");
-    let _ = std::fs::remove_dir_all(&home);
-    let server = ServerProcess::start(&bins.hub_server, &root, &[])?;
-    let specs = base.join("specs");
-    std::fs::create_dir_all(&specs)?;
-    let run = |args: &[&str]| -> Result<std::time::Duration> {
-        let started = Instant::now();
-        let out = Command::new(&bins.pipefetch)
-            .args(args)
-            .env("HF_ENDPOINT", &server.url)
-            .env("HF_HOME", &home)
-            .env_remove("HF_HUB_CACHE")
-            .output()?;
-        if !out.status.success() {
-            bail!(
-                "pipefetch {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(started.elapsed())
-    };
-    let mut paths = Vec::new();
-    for i in 0..N {
-        let spec = specs.join(format!("pipe-{i:02}.yaml"));
-        std::fs::write(
-            &spec,
-            format!("repo_id: bench/pipe-{i:02}\nvariant: fp16\n"),
-        )?;
-        let spec = spec.display().to_string();
-        run(&["pull", &spec, "--progress", "none"])?;
-        paths.push(spec);
-    }
-    // Each `check` is a fresh process: plan from the cache, stat every file.
-    let mut total = std::time::Duration::ZERO;
-    let mut worst = std::time::Duration::ZERO;
-    for spec in &paths {
-        let t = run(&["check", spec])?;
-        total += t;
-        worst = worst.max(t);
-    }
-    let list = run(&["list"])?;
-    // `scan` lists the {N} repos like scan_cache_dir; a whole process each time, median of 21.
-    let mut scans = (0..21)
-        .map(|_| run(&["scan"]))
-        .collect::<Result<Vec<_>>>()?;
-    scans.sort();
-    let mut report = format!(
-        "# pipefetch check on a cache of {N} pipelines ({})\n\n| what | time |\n|---|---:|\n| `pipefetch check SPEC` (one process each), mean | {:.1} ms |\n| ... worst | {:.1} ms |\n| all {N} checks | {:.0} ms |\n| `pipefetch list` ({N} pipelines + {N} repos) | {:.1} ms |\n| `pipefetch scan` ({N} repos; whole process, median of 21) | {:.1} ms |\n",
-        util::now_utc(),
-        total.as_secs_f64() * 1000.0 / N as f64,
-        worst.as_secs_f64() * 1000.0,
-        total.as_secs_f64() * 1000.0,
-        list.as_secs_f64() * 1000.0,
-        scans[scans.len() / 2].as_secs_f64() * 1000.0,
-    );
-    if let Ok(python) = util::ensure_venv("bench-venv", &BENCH_REQUIREMENTS) {
-        let code = "import time, sys\nfrom huggingface_hub import scan_cache_dir\nscan_cache_dir(sys.argv[1])\nts=[]\nfor _ in range(11):\n    t=time.perf_counter(); scan_cache_dir(sys.argv[1]); ts.append((time.perf_counter()-t)*1000)\nts.sort(); print(f'{ts[5]:.1f}')";
-        let out = Command::new(python)
-            .args(["-c", code])
-            .arg(home.join("hub"))
-            .output()?;
-        let ms = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        report.push_str(&format!(
-            "| huggingface_hub `scan_cache_dir` on the same cache (in-process, warm, median of 11) | {ms} ms |\n"
-        ));
-    }
-    println!("{report}");
-    std::fs::write(base.join("results.md"), &report)?;
-    Ok(())
 }

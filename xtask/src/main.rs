@@ -6,10 +6,11 @@
 //!   `huggingface_hub` from PyPI checks that our cache and our server are faithful.
 //! - `demo`    — the main job against the bundled hub-server and a bundled example repo, with bars.
 //! - `bench`   — throughput side by side with curl, huggingface_hub (and aria2c, hf_transfer when
-//!   available), reported as ratios.
+//!   available), reported as ratios: on an unthrottled link, on a real-looking one (a rate cap per
+//!   connection), and through seeded faults.
 //!
-//! xtask keeps few dependencies on purpose (anyhow, plus our own hub-server for fixtures): it must
-//! build quickly on a fresh clone.
+//! xtask keeps few dependencies on purpose (anyhow, serde_json, plus our own hub-server for
+//! fixtures): it must build quickly on a fresh clone.
 
 mod bench;
 mod demo;
@@ -23,7 +24,9 @@ const USAGE: &str = "usage: cargo xtask <ci|interop|demo|bench> [options]
   ci                    fmt check, clippy -D warnings, all tests, the interop suite
   interop [-k EXPR]     the Python interop suite only (pytest -k EXPR to select)
   demo                  pull the bundled example against a local hub-server, with progress bars
-  bench [--size-mb N]   download throughput vs. curl / huggingface_hub / aria2c / hf_transfer";
+  bench [MODE] [--quick] download throughput vs. curl / huggingface_hub / aria2c / hf_transfer;
+                        MODE: plain (unthrottled), link (40 MB/s per connection), faults, check
+                        (`cargo xtask bench --help` for the options)";
 
 fn main() {
     if let Err(err) = run() {

@@ -3,12 +3,15 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
 
 use crate::faults::FaultAction;
+use crate::link::Gauge;
 use crate::repo::CHUNK;
 
 /// How long a cut body waits for the bytes before the cut to reach the client.
@@ -89,11 +92,36 @@ struct State {
     fault: Option<BodyFault>,
     stalled: bool,
     failed: bool,
+    /// Read but not yet handed on, when reads are split into smaller frames.
+    pending: Bytes,
+    /// The largest frame handed to hyper.
+    frame: usize,
+    /// The log entry's count of bytes sent.
+    counter: Arc<AtomicU64>,
+    /// Counts this body among those in flight until the stream is dropped.
+    _gauge: Option<Gauge>,
+}
+
+/// Where a body reports what it sent: the log entry's counter, and the gauge of bodies in flight
+/// (CDN only).
+pub(crate) struct Tracking {
+    pub(crate) sent: Arc<AtomicU64>,
+    pub(crate) gauge: Option<Gauge>,
+    /// Hand the data to hyper in frames of at most this size. On a rate-capped connection,
+    /// small frames keep hyper from taking a whole 1 MiB read into its buffer at once, so
+    /// the body (and its gauge) lives until the last bytes are nearly out, as on a real link.
+    pub(crate) frame: Option<usize>,
 }
 
 /// Streams `len` bytes of `path` from `start`, in 1 MiB reads on the blocking pool, applying
 /// `fault` if it is a body fault.
-pub(crate) fn file_body(path: PathBuf, start: u64, len: u64, fault: Option<&FaultAction>) -> Body {
+pub(crate) fn file_body(
+    path: PathBuf,
+    start: u64,
+    len: u64,
+    fault: Option<&FaultAction>,
+    tracking: Tracking,
+) -> Body {
     let fault = match fault {
         Some(FaultAction::CutAfter { bytes }) => Some(BodyFault::Cut(*bytes)),
         Some(FaultAction::StallAfter { bytes, millis }) => {
@@ -114,11 +142,20 @@ pub(crate) fn file_body(path: PathBuf, start: u64, len: u64, fault: Option<&Faul
         fault,
         stalled: false,
         failed: false,
+        pending: Bytes::new(),
+        frame: tracking.frame.unwrap_or(usize::MAX).max(1),
+        counter: tracking.sent,
+        _gauge: tracking.gauge,
     };
     Body::from_stream(futures::stream::unfold(state, step))
 }
 
 async fn step(mut st: State) -> Option<(io::Result<Bytes>, State)> {
+    if !st.pending.is_empty() {
+        let frame = st.pending.split_to(st.pending.len().min(st.frame));
+        st.counter.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        return Some((Ok(frame), st));
+    }
     if st.failed || st.remaining == 0 {
         return None;
     }
@@ -191,7 +228,11 @@ async fn step(mut st: State) -> Option<(io::Result<Bytes>, State)> {
     st.file = Some(file);
     st.sent += buf.len() as u64;
     st.remaining -= buf.len() as u64;
-    Some((Ok(Bytes::from(buf)), st))
+    let mut data = Bytes::from(buf);
+    let frame = data.split_to(data.len().min(st.frame));
+    st.pending = data;
+    st.counter.fetch_add(frame.len() as u64, Ordering::Relaxed);
+    Some((Ok(frame), st))
 }
 
 #[cfg(test)]

@@ -21,18 +21,23 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use sha1::{Digest, Sha1};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::body::{RangeRequest, file_body, parse_range};
-use crate::faults::{Fault, FaultAction, Faults};
+use crate::body::{RangeRequest, Tracking, file_body, parse_range};
+use crate::faults::{FaultAction, Faults};
+use crate::link::{Link, Shaped};
 use crate::log::{LoggedRequest, RequestLog, Route};
-use crate::repo::{self, Entry, RepoFile, RepoKind, Snapshot};
-use crate::util::{
-    decode, header_safe, iso8601, parse_query, query_value, quote, quote_path, truthy,
-};
+use crate::mix::{FaultMix, MixState};
+use crate::repo::{self, RepoFile, RepoKind, Snapshot};
+use crate::util::{decode, header_safe, parse_query, query_value, quote, quote_path};
+
+mod api;
+mod control;
+
+use api::{api_paths_info, api_refs, api_repo, api_tree};
+use control::control;
 
 type Resp = Response<Body>;
 
@@ -41,6 +46,10 @@ const RATE_LIMIT: &str = "\"resolvers\";r=2999;t=300";
 const RATE_LIMIT_POLICY: &str = "\"fixed window\";\"resolvers\";q=3000;w=300";
 /// The real Hub's message for a bad token; clients tell it apart from a missing repo.
 const INVALID_CREDENTIALS: &str = "Invalid credentials in Authorization header";
+/// hyper's buffers and the body frames on a CDN connection that was rate-capped when it opened.
+/// hyper would otherwise take up to about 400 KiB of a body ahead of the paced socket, so a
+/// body would count as finished (and its log `sent` as complete) long before the client had it.
+const CAPPED_BUFFER: usize = 64 * 1024;
 /// Request bodies (paths-info forms, fault JSON) are small; anything larger is refused.
 const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
@@ -54,7 +63,14 @@ pub(crate) struct Shared {
     pub(crate) faults: Faults,
     pub(crate) hub_url: String,
     pub(crate) cdn_url: String,
+    /// The CDN listener's rate cap, latency and counters.
+    pub(crate) link: Arc<Link>,
+    /// Random faults for CDN file bodies.
+    pub(crate) mix: MixState,
     request_ids: AtomicU64,
+    connection_ids: AtomicU64,
+    /// CDN connections accepted since start, never reset (numbers them for `1/N` fault rules).
+    cdn_accepted: AtomicU64,
 }
 
 impl Shared {
@@ -64,6 +80,7 @@ impl Shared {
         page_size: usize,
         hub_url: String,
         cdn_url: String,
+        link: Link,
     ) -> Shared {
         Shared {
             root,
@@ -73,9 +90,27 @@ impl Shared {
             faults: Faults::default(),
             hub_url,
             cdn_url,
+            link: Arc::new(link),
+            mix: MixState::default(),
             request_ids: AtomicU64::new(1),
+            connection_ids: AtomicU64::new(1),
+            cdn_accepted: AtomicU64::new(0),
         }
     }
+
+    /// Sets (or removes) the random fault mix; `1/N` rules count connections from now on.
+    pub(crate) fn set_mix(&self, mix: Option<FaultMix>) {
+        self.mix.set(mix, self.cdn_accepted.load(Ordering::Relaxed));
+    }
+}
+
+/// Which connection a request arrived on.
+#[derive(Clone, Copy, Debug)]
+struct Conn {
+    /// Numbered from 1 across both listeners (logged).
+    id: u64,
+    /// The CDN connection's number in accept order, from 0 (for `1/N` fault rules).
+    cdn_index: u64,
 }
 
 /// Which listener a request arrived on.
@@ -103,19 +138,54 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, whic
                 };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
+                let conn = Conn {
+                    id: shared.connection_ids.fetch_add(1, Ordering::Relaxed),
+                    cdn_index: match which {
+                        Listener::Cdn => shared.cdn_accepted.fetch_add(1, Ordering::Relaxed),
+                        Listener::Hub => 0,
+                    },
+                };
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(dispatch(shared, which, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match which {
+                        Listener::Hub => serve_connection(stream, shared, which, conn, None).await,
+                        Listener::Cdn => {
+                            let link = shared.link.clone();
+                            let _open = link.open_connection();
+                            // The handshake's round trip: the client's first request waits.
+                            link.delay().await;
+                            let buffer = link.rate().map(|_| CAPPED_BUFFER);
+                            let stream = Shaped::new(stream, link.clone());
+                            serve_connection(stream, shared, which, conn, buffer).await;
+                        }
+                    }
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+}
+
+/// Serves one connection; `max_buf` bounds hyper's buffers (see [`CAPPED_BUFFER`]).
+async fn serve_connection<S>(
+    stream: S,
+    shared: Arc<Shared>,
+    which: Listener,
+    conn: Conn,
+    max_buf: Option<usize>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(dispatch(shared, which, conn, req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    if let Some(max) = max_buf {
+        builder.max_buf_size(max);
+    }
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// The host part of a URL for a bound address; an unspecified IP is reached via loopback.
@@ -250,7 +320,11 @@ struct Ctx {
     target: String,
     route: Route,
     body: Option<Incoming>,
-    fault_used: Option<&'static str>,
+    conn: Conn,
+    /// The fault applied, and where it came from (`"queue"` or `"mix"`).
+    fault_used: Option<(FaultAction, &'static str)>,
+    /// The counter of body bytes sent, when the response is a file body.
+    sent: Option<Arc<AtomicU64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -290,7 +364,23 @@ impl Ctx {
             self.shared
                 .faults
                 .take(self.route, self.method.as_str(), &self.target, true)?;
-        self.fault_used = Some(action.name());
+        self.fault_used = Some((action.clone(), "queue"));
+        Some(action)
+    }
+
+    /// Draws a fault from the random mix for a CDN file body of `len` bytes.
+    fn draw_mix_fault(&mut self, len: u64) -> Option<FaultAction> {
+        if self.route != Route::Cdn || self.method != Method::GET || len == 0 {
+            return None;
+        }
+        let range = self
+            .headers
+            .get(header::RANGE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let key = format!("{} {} {range}", self.method, self.target);
+        let action = self.shared.mix.draw(self.conn.cdn_index, key, len)?;
+        self.fault_used = Some((action.clone(), "mix"));
         Some(action)
     }
 
@@ -320,7 +410,16 @@ impl Ctx {
     }
 }
 
-async fn dispatch(shared: Arc<Shared>, which: Listener, req: Request<Incoming>) -> Resp {
+async fn dispatch(
+    shared: Arc<Shared>,
+    which: Listener,
+    conn: Conn,
+    req: Request<Incoming>,
+) -> Resp {
+    if which == Listener::Cdn {
+        // The request's trip: nothing of the response leaves before it.
+        shared.link.delay().await;
+    }
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().map(str::to_owned);
@@ -357,7 +456,9 @@ async fn dispatch(shared: Arc<Shared>, which: Listener, req: Request<Incoming>) 
         target: decoded_target,
         route,
         body: Some(body),
+        conn,
         fault_used: None,
+        sent: None,
     };
 
     let status_fault = if route == Route::Control {
@@ -369,8 +470,9 @@ async fn dispatch(shared: Arc<Shared>, which: Listener, req: Request<Incoming>) 
     };
     let mut response = match status_fault {
         Some(action) => {
-            ctx.fault_used = Some(action.name());
-            fault_response(&action)
+            let response = fault_response(&action);
+            ctx.fault_used = Some((action, "queue"));
+            response
         }
         None => handle(&mut ctx, target).await,
     };
@@ -379,16 +481,27 @@ async fn dispatch(shared: Arc<Shared>, which: Listener, req: Request<Incoming>) 
     if let Ok(v) = HeaderValue::from_str(&format!("Root=1-{id:08x}-pipefetchhubserver")) {
         response.headers_mut().insert("x-request-id", v);
     }
-    shared.log.push(LoggedRequest {
-        method: ctx.method.to_string(),
-        path: ctx.raw_path,
-        query: ctx.raw_query,
-        route,
-        status: response.status().as_u16(),
-        range,
-        authorization,
-        fault: ctx.fault_used.map(str::to_owned),
-    });
+    let (fault_action, fault_source) = match ctx.fault_used {
+        Some((action, source)) => (Some(action), Some(source.to_owned())),
+        None => (None, None),
+    };
+    shared.log.push(
+        LoggedRequest {
+            method: ctx.method.to_string(),
+            path: ctx.raw_path,
+            query: ctx.raw_query,
+            route,
+            status: response.status().as_u16(),
+            range,
+            authorization,
+            fault: fault_action.as_ref().map(|a| a.name().to_owned()),
+            fault_action,
+            fault_source,
+            connection: conn.id,
+            sent: 0,
+        },
+        ctx.sent,
+    );
     response
 }
 
@@ -673,10 +786,26 @@ fn serve_file(ctx: &mut Ctx, file: &RepoFile, etag: &str) -> Resp {
             return r;
         }
     };
+    let fault = match fault {
+        Some(f) => Some(f),
+        None if !ctx.is_head() => ctx.draw_mix_fault(count),
+        None => None,
+    };
     let body = if ctx.is_head() || count == 0 {
         Body::empty()
     } else {
-        file_body(file.abs.clone(), start, count, fault.as_ref())
+        let sent = Arc::new(AtomicU64::new(0));
+        ctx.sent = Some(sent.clone());
+        let cdn = ctx.route == Route::Cdn;
+        let gauge = cdn.then(|| ctx.shared.link.start_body());
+        let frame = (cdn && ctx.shared.link.rate().is_some()).then_some(CAPPED_BUFFER);
+        file_body(
+            file.abs.clone(),
+            start,
+            count,
+            fault.as_ref(),
+            Tracking { sent, gauge, frame },
+        )
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
@@ -692,279 +821,6 @@ fn serve_file(ctx: &mut Ctx, file: &RepoFile, etag: &str) -> Resp {
         );
     }
     r
-}
-
-// ---------------------------------------------------------------------------------------------
-// API routes.
-
-async fn api_repo(ctx: &mut Ctx, repo: &RepoRef, rev: Option<&str>) -> Resp {
-    let snap = match open_repo(ctx, repo).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_revision(&snap, rev.unwrap_or("main")) {
-        return r;
-    }
-    let blobs = truthy(query_value(&ctx.query, "blobs"));
-    let siblings: Vec<Value> = snap
-        .files
-        .iter()
-        .map(|(path, f)| {
-            if !blobs {
-                return json!({ "rfilename": path });
-            }
-            let mut v = json!({ "rfilename": path, "size": f.size, "blobId": f.oid });
-            if let Some(lfs) = &f.lfs {
-                v["lfs"] = json!({
-                    "sha256": lfs.sha256,
-                    "size": f.size,
-                    "pointerSize": lfs.pointer_size,
-                });
-            }
-            v
-        })
-        .collect();
-    let id = repo.id();
-    let modified = iso8601(snap.last_modified);
-    let mut info = json!({
-        "_id": hex::encode(&Sha1::digest(id.as_bytes())[..12]),
-        "id": id,
-        "author": repo.org,
-        "sha": snap.commit,
-        "lastModified": modified,
-        "createdAt": modified,
-        "private": false,
-        "gated": if snap.gated { json!("manual") } else { json!(false) },
-        "disabled": false,
-        "downloads": 0,
-        "likes": 0,
-        "tags": [],
-        "siblings": siblings,
-        "usedStorage": snap.files.values().map(|f| f.size).sum::<u64>(),
-    });
-    if repo.kind == RepoKind::Model {
-        info["modelId"] = json!(repo.id());
-    }
-    let mut r = json_response(StatusCode::OK, &info);
-    insert(&mut r, "x-repo-commit", &snap.commit);
-    r
-}
-
-async fn api_refs(ctx: &mut Ctx, repo: &RepoRef) -> Resp {
-    let snap = match open_repo(ctx, repo).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let mut refs = json!({
-        "branches": [{ "name": "main", "ref": "refs/heads/main", "targetCommit": snap.commit }],
-        "converts": [],
-        "tags": [],
-    });
-    if truthy(query_value(&ctx.query, "include_prs")) {
-        refs["pullRequests"] = json!([]);
-    }
-    json_response(StatusCode::OK, &refs)
-}
-
-fn entry_json(snap: &Snapshot, entry: &Entry<'_>, expand: bool) -> Value {
-    let mut v = match entry {
-        Entry::File(path, f) => {
-            let mut v = json!({ "type": "file", "oid": f.oid, "size": f.size, "path": path });
-            if let Some(lfs) = &f.lfs {
-                v["lfs"] =
-                    json!({ "oid": lfs.sha256, "size": f.size, "pointerSize": lfs.pointer_size });
-            }
-            v
-        }
-        Entry::Directory(path) => {
-            json!({ "type": "directory", "oid": snap.tree_oid(path), "size": 0, "path": path })
-        }
-    };
-    if expand {
-        v["lastCommit"] = json!({
-            "id": snap.commit,
-            "title": "Upload folder",
-            "date": iso8601(snap.last_modified),
-        });
-        if matches!(entry, Entry::File(..)) {
-            v["securityFileStatus"] = json!({
-                "status": "safe",
-                "avScan": { "virusFound": false, "virusNames": null },
-                "pickleImportScan": { "highestSafetyLevel": "innocuous", "imports": [] },
-            });
-        }
-    }
-    v
-}
-
-async fn api_tree(ctx: &mut Ctx, repo: &RepoRef, rev: &str, path: &str) -> Resp {
-    let snap = match open_repo(ctx, repo).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_revision(&snap, rev) {
-        return r;
-    }
-    let recursive = truthy(query_value(&ctx.query, "recursive"));
-    let expand = truthy(query_value(&ctx.query, "expand"));
-    let Some(entries) = snap.list(path, recursive) else {
-        return entry_not_found(&snap, path);
-    };
-    let start = match query_value(&ctx.query, "cursor") {
-        None => 0,
-        Some(c) => match c.parse::<usize>() {
-            Ok(n) if n <= entries.len() => n,
-            _ => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    &format!("invalid cursor {c:?}"),
-                );
-            }
-        },
-    };
-    let end = (start + ctx.shared.page_size).min(entries.len());
-    let page: Vec<Value> = entries[start..end]
-        .iter()
-        .map(|e| entry_json(&snap, e, expand))
-        .collect();
-    let mut r = json_response(StatusCode::OK, &Value::Array(page));
-    if end < entries.len() {
-        // The next URL repeats every parameter but the cursor, as the real Hub's does.
-        let mut params: Vec<&str> = ctx
-            .raw_query
-            .as_deref()
-            .unwrap_or("")
-            .split('&')
-            .filter(|p| !p.is_empty() && !p.starts_with("cursor="))
-            .collect();
-        let cursor = format!("cursor={end}");
-        params.push(&cursor);
-        let next = format!("{}{}?{}", ctx.base_url(), ctx.raw_path, params.join("&"));
-        insert(&mut r, "link", &format!("<{next}>; rel=\"next\""));
-    }
-    r
-}
-
-async fn api_paths_info(ctx: &mut Ctx, repo: &RepoRef, rev: &str) -> Resp {
-    let snap = match open_repo(ctx, repo).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_revision(&snap, rev) {
-        return r;
-    }
-    let body = match ctx.read_body().await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let is_json = ctx
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let (paths, expand) = if is_json {
-        #[derive(serde::Deserialize)]
-        struct PathsInfo {
-            paths: Vec<String>,
-            #[serde(default)]
-            expand: bool,
-        }
-        match serde_json::from_slice::<PathsInfo>(&body) {
-            Ok(p) => (p.paths, p.expand),
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    &format!("invalid JSON body: {e}"),
-                );
-            }
-        }
-    } else {
-        let form = parse_query(&String::from_utf8_lossy(&body));
-        let paths = form
-            .iter()
-            .filter(|(k, _)| k == "paths")
-            .map(|(_, v)| v.clone())
-            .collect();
-        (paths, truthy(query_value(&form, "expand")))
-    };
-    let mut seen = std::collections::HashSet::new();
-    let entries: Vec<Value> = paths
-        .iter()
-        .map(|p| p.trim_matches('/'))
-        .filter(|p| seen.insert(p.to_owned()))
-        .filter_map(|p| snap.entry(p))
-        .map(|e| entry_json(&snap, &e, expand))
-        .collect();
-    json_response(StatusCode::OK, &Value::Array(entries))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Control routes.
-
-async fn control(ctx: &mut Ctx, what: &str) -> Resp {
-    let shared = ctx.shared.clone();
-    match (ctx.method.as_str(), what) {
-        ("POST", "faults") => {
-            let body = match ctx.read_body().await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            #[derive(serde::Deserialize)]
-            #[serde(untagged)]
-            enum OneOrMany {
-                Many(Vec<Fault>),
-                One(Box<Fault>),
-            }
-            let faults = match serde_json::from_slice::<OneOrMany>(&body) {
-                Ok(OneOrMany::Many(v)) => v,
-                Ok(OneOrMany::One(f)) => vec![*f],
-                Err(e) => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        None,
-                        &format!("invalid fault JSON: {e}"),
-                    );
-                }
-            };
-            let queued = faults.len();
-            for f in faults {
-                shared.faults.push(f);
-            }
-            json_response(StatusCode::OK, &json!({ "queued": queued }))
-        }
-        ("GET", "faults") => json_response(StatusCode::OK, &json!(shared.faults.pending())),
-        ("DELETE", "faults") => {
-            shared.faults.clear();
-            json_response(StatusCode::OK, &json!({}))
-        }
-        ("POST", "reset") => {
-            shared.faults.clear();
-            shared.log.clear();
-            json_response(StatusCode::OK, &json!({}))
-        }
-        ("GET", "log") => {
-            let counts: serde_json::Map<String, Value> = shared
-                .log
-                .counts()
-                .into_iter()
-                .filter_map(|(route, n)| {
-                    let key = serde_json::to_value(route).ok()?.as_str()?.to_owned();
-                    Some((key, json!(n)))
-                })
-                .collect();
-            json_response(
-                StatusCode::OK,
-                &json!({ "entries": shared.log.entries(), "counts": counts }),
-            )
-        }
-        ("DELETE", "log") => {
-            shared.log.clear();
-            json_response(StatusCode::OK, &json!({}))
-        }
-        _ => error(StatusCode::NOT_FOUND, None, "unknown control route"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,12 +67,42 @@
 //!   `{"kind":"flip_byte","offset":N}`. Answers `{"queued": n}`.
 //! - `GET /_control/faults` lists pending faults; `DELETE /_control/faults` drops them.
 //! - `GET /_control/log` answers `{"entries": [LoggedRequest...], "counts": {"resolve": 3, ...}}`
-//!   where an entry is `{"method","path","query","route","status","range","authorization","fault"}`;
-//!   `DELETE /_control/log` clears it; `POST /_control/reset` clears faults and log.
+//!   where an entry is `{"method","path","query","route","status","range","authorization",
+//!   "fault","fault_action","fault_source","connection","sent"}` (see [`LoggedRequest`]:
+//!   `fault_action` is the fault in full, `fault_source` is `queue` or `mix`, `connection`
+//!   numbers the TCP connection, `sent` counts the file body bytes handed to it);
+//!   `DELETE /_control/log` clears it; `POST /_control/reset` clears faults, log and the
+//!   link counters (not the link settings).
+//! - `GET /_control/link` answers the CDN link's settings and counters:
+//!   `{"rate": 40000000, "latency_ms": 20, "faults": "cut=0.25", "seed": 7, "stats": {..}}`
+//!   ([`LinkStats`]); `POST /_control/link` with any of those fields changes them (`"rate"`
+//!   as a number or text like `"40M"`; `null` turns the cap or the random faults off) and
+//!   answers the same shape; a bad field changes nothing and answers 400.
 //!
 //! The first matching fault of the right class is used: status faults answer any matching
 //! request before routing; body faults are only taken by a `GET` about to stream a file
 //! (resolve on the commit, resolve-cache, CDN), with byte offsets relative to that body.
+//!
+//! # Real-looking links
+//!
+//! Loopback gives one connection gigabytes a second; a CDN edge gives it about 40 MB/s after
+//! a round trip, and some connections are cut, stall or crawl. The CDN listener can imitate
+//! that, from the builder ([`HubServerBuilder::cdn_rate`], [`HubServerBuilder::cdn_latency`],
+//! [`HubServerBuilder::cdn_faults`]), the command line (`--cdn-rate 40M --cdn-latency-ms 20
+//! --cdn-faults cut=0.25,stall=0.1:40s,trickle=0.05:1300 --fault-seed 7`), at run time
+//! ([`HubServer::set_cdn_rate`] and friends) or over `POST /_control/link`:
+//!
+//! - **A rate cap per connection**, like nginx's `limit_rate`: a client with more connections
+//!   gets more in all. Writes are paced on the socket, headers included ([`link`]).
+//! - **A latency**: a new connection waits before its first request is read, and every
+//!   response waits before its head is written.
+//! - **Random faults** ([`FaultMix`]): every CDN file body draws, from a hash of the seed and
+//!   the request, a cut or a stall at a random byte, or a trickle; or every N-th connection
+//!   trickles. Queued faults are taken first. The log records which fault hit which request.
+//!
+//! The counters ([`HubServer::link_stats`]) say what the link did: connections and bodies in
+//! flight and their peaks, and how long the cap made connections wait, so that tests assert
+//! on what the server did rather than on how long it took.
 //!
 //! # Design decisions
 //!
@@ -85,6 +115,12 @@
 //!   process even across many servers. The first request on a big repo pays for hashing;
 //!   call [`HubServer::commit`] before timing anything.
 //! - The folder is re-listed on every request, so a test may change files between requests.
+//! - The rate cap is per connection and set on the socket, not on a body: hyper writes through
+//!   a pacing wrapper, so a connection's schedule spans its kept-alive responses. A connection
+//!   opened while a cap is set also gets smaller buffers, so a body is not counted as sent
+//!   while hundreds of kilobytes still wait in hyper.
+//! - Random faults are drawn from a hash of the seed and the request, not from one RNG
+//!   stream, so concurrent requests arriving in another order still get the same faults.
 //! - Faithfulness is checked against the real Python client by `tests/interop/run.sh`
 //!   (huggingface_hub 0.36.2, 1.33.0 and 2.4.0 pass it).
 
@@ -95,20 +131,25 @@ mod error;
 pub mod faults;
 pub mod fixture;
 mod http;
+pub mod link;
 mod log;
+pub mod mix;
 mod repo;
 mod util;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use crate::error::Error;
 pub use crate::faults::{Fault, FaultAction, Faults};
+pub use crate::link::LinkStats;
 pub use crate::log::{LoggedRequest, RequestLog, Route};
+pub use crate::mix::FaultMix;
 
 use crate::http::{Listener, Shared};
 
@@ -124,6 +165,9 @@ pub struct HubServerBuilder {
     addr: SocketAddr,
     cdn_addr: SocketAddr,
     cdn_host: Option<String>,
+    cdn_rate: Option<u64>,
+    cdn_latency: Duration,
+    cdn_faults: Option<FaultMix>,
 }
 
 impl HubServerBuilder {
@@ -163,6 +207,26 @@ impl HubServerBuilder {
         self
     }
 
+    /// Caps every CDN connection at `bytes_per_second` (like nginx's `limit_rate`; 0 is no
+    /// cap). Per connection: a client with more connections gets more in all.
+    pub fn cdn_rate(mut self, bytes_per_second: u64) -> Self {
+        self.cdn_rate = Some(bytes_per_second).filter(|&r| r > 0);
+        self
+    }
+
+    /// Adds `latency` before each new CDN connection's first request is read and before each
+    /// CDN response, like a round trip.
+    pub fn cdn_latency(mut self, latency: Duration) -> Self {
+        self.cdn_latency = latency;
+        self
+    }
+
+    /// Gives CDN file bodies random, seeded faults (see [`FaultMix`]).
+    pub fn cdn_faults(mut self, mix: FaultMix) -> Self {
+        self.cdn_faults = Some(mix);
+        self
+    }
+
     /// Binds both listeners and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<HubServer, Error> {
         if self.page_size == 0 {
@@ -199,7 +263,9 @@ impl HubServerBuilder {
             self.page_size,
             url.clone(),
             cdn_url.clone(),
+            link::Link::new(self.cdn_rate, self.cdn_latency),
         ));
+        shared.set_mix(self.cdn_faults);
         let tasks = vec![
             tokio::spawn(http::accept_loop(
                 hub_listener,
@@ -243,6 +309,9 @@ impl HubServer {
             addr: loopback,
             cdn_addr: loopback,
             cdn_host: None,
+            cdn_rate: None,
+            cdn_latency: Duration::ZERO,
+            cdn_faults: None,
         }
     }
 
@@ -270,6 +339,30 @@ impl HubServer {
     /// The fault queue.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// Changes the per-connection CDN rate cap (`None` or 0: no cap), open connections
+    /// included.
+    pub fn set_cdn_rate(&self, bytes_per_second: Option<u64>) {
+        self.shared
+            .link
+            .set_rate(bytes_per_second.filter(|&r| r > 0));
+    }
+
+    /// Changes the added CDN latency.
+    pub fn set_cdn_latency(&self, latency: Duration) {
+        self.shared.link.set_latency(latency);
+    }
+
+    /// Replaces (or removes) the random CDN faults; draws and `1/N` counts start over.
+    pub fn set_cdn_faults(&self, mix: Option<FaultMix>) {
+        self.shared.set_mix(mix);
+    }
+
+    /// The CDN listener's counters: connections, bodies in flight and their peaks, bytes,
+    /// waits the rate cap imposed.
+    pub fn link_stats(&self) -> LinkStats {
+        self.shared.link.stats()
     }
 
     /// The commit the server reports for model repo `id`'s `main` (hashes the repo if needed,

@@ -1,4 +1,5 @@
-//! `hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--cdn-host HOST] [--token T] [--page-size N]`
+//! `hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--cdn-host HOST] [--token T] [--page-size N]
+//!  [--cdn-rate 40M] [--cdn-latency-ms 20] [--cdn-faults cut=0.25,stall=0.1:40s,trickle=0.05:1300] [--fault-seed 7]`
 //!
 //! Prints `listening on http://HOST:PORT` as its first line, then `cdn on http://HOST:PORT`,
 //! and serves until Ctrl-C or SIGTERM.
@@ -7,8 +8,18 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-const USAGE: &str = "usage: hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--cdn-host HOST] [--token TOKEN] [--page-size N]";
+use pipefetch_hub_server::FaultMix;
+
+const USAGE: &str = "usage: hub-server --root DIR [--addr 127.0.0.1:0] [--cdn-addr 127.0.0.1:0] [--cdn-host HOST] [--token TOKEN] [--page-size N]
+                  [--cdn-rate BYTES_PER_SEC] [--cdn-latency-ms N] [--cdn-faults RULES] [--fault-seed N]
+
+  --cdn-rate 40M        cap every CDN connection at 40 MB/s (k/M/G: powers of 1000, Ki/Mi/Gi: of 1024)
+  --cdn-latency-ms 20   wait 20 ms before each new CDN connection's first request and each CDN response
+  --cdn-faults RULES    random faults for CDN file bodies, e.g. cut=0.25,stall=0.1:40s,trickle=0.05:1300
+                        (KIND=CHANCE[:PARAM]; CHANCE 0.25 or 25% per body, or 1/N: every N-th connection)
+  --fault-seed N        the seed of those faults (default 0)";
 
 struct Args {
     root: PathBuf,
@@ -17,6 +28,10 @@ struct Args {
     cdn_host: Option<String>,
     token: Option<String>,
     page_size: usize,
+    cdn_rate: u64,
+    cdn_latency: Duration,
+    cdn_faults: Option<FaultMix>,
+    fault_seed: u64,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -29,6 +44,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         cdn_host: None,
         token: None,
         page_size: pipefetch_hub_server::DEFAULT_PAGE_SIZE,
+        cdn_rate: 0,
+        cdn_latency: Duration::ZERO,
+        cdn_faults: None,
+        fault_seed: 0,
     };
     while let Some(flag) = args.next() {
         let (name, inline) = match flag.split_once('=') {
@@ -67,6 +86,26 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                     }
                 };
             }
+            "--cdn-rate" => {
+                parsed.cdn_rate =
+                    pipefetch_hub_server::link::parse_rate(&value()?).map_err(|e| e.to_string())?;
+            }
+            "--cdn-latency-ms" => {
+                let v = value()?;
+                let ms = v.parse::<u64>().map_err(|_| {
+                    format!("invalid --cdn-latency-ms {v:?}: expected milliseconds")
+                })?;
+                parsed.cdn_latency = Duration::from_millis(ms);
+            }
+            "--cdn-faults" => {
+                parsed.cdn_faults = Some(FaultMix::parse(&value()?).map_err(|e| e.to_string())?);
+            }
+            "--fault-seed" => {
+                let v = value()?;
+                parsed.fault_seed = v
+                    .parse()
+                    .map_err(|_| format!("invalid --fault-seed {v:?}: expected an integer"))?;
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -90,7 +129,12 @@ async fn main() -> ExitCode {
     let mut builder = pipefetch_hub_server::HubServer::builder(args.root)
         .addr(args.addr)
         .cdn_addr(args.cdn_addr)
-        .page_size(args.page_size);
+        .page_size(args.page_size)
+        .cdn_rate(args.cdn_rate)
+        .cdn_latency(args.cdn_latency);
+    if let Some(mix) = args.cdn_faults {
+        builder = builder.cdn_faults(mix.seed(args.fault_seed));
+    }
     if let Some(host) = args.cdn_host {
         builder = builder.cdn_host(host);
     }

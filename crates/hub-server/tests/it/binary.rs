@@ -19,6 +19,14 @@ async fn binary_prints_its_address_first_and_serves() {
             "2",
             "--token",
             "t",
+            "--cdn-rate",
+            "40MB",
+            "--cdn-latency-ms",
+            "3",
+            "--cdn-faults",
+            "cut=0.25,stall=0.10:40s,trickle=0.05:1300",
+            "--fault-seed",
+            "7",
         ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -48,6 +56,14 @@ async fn binary_prints_its_address_first_and_serves() {
     )
     .await;
     assert_eq!(r.status, 401, "token t was applied");
+    let link = get(&format!("{url}/_control/link")).await.json();
+    assert_eq!(link["rate"], 40_000_000);
+    assert_eq!(link["latency_ms"], 3);
+    assert_eq!(
+        link["faults"],
+        "cut=0.25,stall=0.1:40000ms,trickle=0.05:1300"
+    );
+    assert_eq!(link["seed"], 7);
     child.kill().await.unwrap();
 }
 
@@ -59,6 +75,10 @@ async fn binary_rejects_bad_arguments() {
         &[],
         &["--root", "/tmp", "--page-size", "0"],
         &["--root", "/tmp", "--addr", "nope"],
+        &["--root", "/tmp", "--cdn-rate", "fast"],
+        &["--root", "/tmp", "--cdn-latency-ms", "-1"],
+        &["--root", "/tmp", "--cdn-faults", "cut=2"],
+        &["--root", "/tmp", "--fault-seed", "x"],
     ] {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_hub-server"))
             .args(args)

@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod faults;
 mod fixture;
+mod link;
 mod resolve;
 
 use std::path::Path;
