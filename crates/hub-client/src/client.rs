@@ -273,6 +273,7 @@ impl HubClientBuilder {
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(self.max_connections_per_host.unwrap_or(64))
+            .http1_max_buf_size(64 * 1024)
             .build(https);
 
         Ok(HubClient {

@@ -56,7 +56,7 @@ use crate::progress::{Event, SharedReporter};
 /// that needs no more runs as fast as before from the first byte.
 pub const INITIAL: usize = 8;
 /// The default cap of the adaptive budget. 64 connections of 40 MB/s are 2.5 GB/s, beyond what
-/// one machine hashes; memory stays bounded at that count (see `WRITE_BUFFER`).
+/// one machine hashes; memory stays flat at that count (see `sink::write_buffer`).
 pub const DEFAULT_MAX: usize = 64;
 /// Concurrent metadata requests to the Hub's API host (HEADs that locate big files). The API is
 /// rate-limited far more tightly than the CDN, and these requests are small: a few suffice.

@@ -1,58 +1,99 @@
-//! Hashing a file whose ranges arrive out of order: a blocking thread follows the prefix of the
-//! file that is on disk and hashes it from the page cache as it grows.
+//! Hashing a file whose ranges arrive out of order: the file's loop hashes the prefix of the file
+//! that is on disk, from the page cache, as it grows.
 //!
 //! The connection that fetches the file from byte 0 hashes its bytes as it writes them (a file of
 //! one range is never read back); when it ends, it hands its digest state over and the follower
 //! continues from there. Only bytes recorded as written are hashed, so a range that is fetched
 //! again can never slip unhashed bytes in, and the digest covers resumed bytes too.
+//!
+//! Reading runs on the blocking pool, one short task at a time and only while there is something
+//! to read: a file waiting for its bytes holds no thread (hundreds of small files in flight would
+//! otherwise hold hundreds).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt as _;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use super::ranges::Ranges;
+use tokio::task::JoinHandle;
+
 use crate::verify::Hasher;
 
 /// Bytes read per step.
 const HASH_BUFFER: usize = 1 << 20;
+/// Bytes one task hashes before it hands back (so that the loop sees progress and can stop).
+const TASK_BYTES: u64 = 64 << 20;
 
-/// What the follower is told.
-pub(crate) enum HashMsg {
-    /// More bytes may be on disk.
-    Wake,
-    /// The connection that hashed from byte 0 ended: its digest state (if it kept one) covers
-    /// bytes `0..upto`.
-    Inline(Option<Hasher>, u64),
+type Step = io::Result<(Hasher, u64, Vec<u8>)>;
+
+/// The digest of the written prefix of one file.
+pub(crate) struct Follower {
+    file: Arc<File>,
+    size: u64,
+    /// The running digest of bytes `0..pos` (taken while a task runs).
+    hasher: Option<Hasher>,
+    pos: u64,
+    buf: Vec<u8>,
+    /// Waiting for the inline digest of the connection that fetches from byte 0.
+    inline_pending: bool,
+    running: Option<JoinHandle<Step>>,
 }
 
-/// Follows `ranges` and hashes `file` in order. `inline` says whether the connection fetching
-/// from byte 0 hashes inline (the follower then waits for its state instead of reading those
-/// bytes). Returns the hex digest once every byte is hashed, or `None` when the senders went away
-/// first (the transfer failed).
-pub(crate) fn follow(
-    file: &File,
-    ranges: &Ranges,
-    messages: &Receiver<HashMsg>,
-    fresh: Hasher,
-    mut inline: bool,
-) -> io::Result<Option<String>> {
-    let size = ranges.size();
-    let mut buf = vec![0u8; HASH_BUFFER];
-    let mut fresh = Some(fresh);
-    let mut hasher: Option<Hasher> = None;
-    let mut pos = 0u64;
-    let mut closed = false;
-    loop {
-        if !inline {
-            let frontier = ranges.frontier();
-            if pos < frontier {
-                let h = match hasher.as_mut() {
-                    Some(h) => h,
-                    None => hasher.insert(fresh.take().unwrap_or(Hasher::None)),
-                };
-                let want = ((frontier - pos) as usize).min(buf.len());
+impl Follower {
+    /// A follower starting from `fresh` at byte 0; with `inline_pending`, it waits for the inline
+    /// digest instead of reading the first bytes itself.
+    pub(crate) fn new(file: Arc<File>, size: u64, fresh: Hasher, inline_pending: bool) -> Follower {
+        Follower {
+            file,
+            size,
+            hasher: Some(fresh),
+            pos: 0,
+            buf: Vec::new(),
+            inline_pending,
+            running: None,
+        }
+    }
+
+    /// The connection that hashed from byte 0 ended: its digest state, if it kept one, covers
+    /// bytes `0..upto`.
+    pub(crate) fn inline_done(&mut self, state: Option<Hasher>, upto: u64) {
+        self.inline_pending = false;
+        if let Some(state) = state
+            && self.pos == 0
+            && self.running.is_none()
+            && upto > 0
+        {
+            self.hasher = Some(state);
+            self.pos = upto;
+        }
+    }
+
+    /// Whether a hashing task runs.
+    pub(crate) fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Starts hashing bytes `pos..frontier` if there are some and nothing runs.
+    pub(crate) fn start(&mut self, frontier: u64) {
+        if self.running.is_some() || self.inline_pending || self.pos >= frontier {
+            return;
+        }
+        let Some(mut hasher) = self.hasher.take() else {
+            return;
+        };
+        let file = Arc::clone(&self.file);
+        let (from, to) = (self.pos, frontier.min(self.pos + TASK_BYTES));
+        let mut buf = std::mem::take(&mut self.buf);
+        let want = usize::try_from((to - from).min(HASH_BUFFER as u64)).unwrap_or(HASH_BUFFER);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            let mut pos = from;
+            while pos < to {
+                let want = usize::try_from(to - pos)
+                    .unwrap_or(usize::MAX)
+                    .min(buf.len());
                 let n = file.read_at(&mut buf[..want], pos)?;
                 if n == 0 {
                     return Err(io::Error::new(
@@ -60,38 +101,40 @@ pub(crate) fn follow(
                         "temp file shorter than its written ranges",
                     ));
                 }
-                h.update(&buf[..n]);
+                hasher.update(&buf[..n]);
                 pos += n as u64;
-                continue;
             }
-            if pos >= size {
+            Ok((hasher, pos, buf))
+        }));
+    }
+
+    /// Waits for the running task (pending forever when none runs: for `select!`).
+    pub(crate) async fn step(&mut self) -> io::Result<()> {
+        let Some(task) = self.running.as_mut() else {
+            return std::future::pending().await;
+        };
+        let result = task.await;
+        self.running = None;
+        let (hasher, pos, buf) = result.map_err(io::Error::other)??;
+        self.hasher = Some(hasher);
+        self.pos = pos;
+        self.buf = buf;
+        Ok(())
+    }
+
+    /// Hashes whatever is left (every byte is on disk now) and returns the hex digest.
+    pub(crate) async fn finish(mut self) -> io::Result<String> {
+        self.inline_pending = false;
+        loop {
+            if self.running.is_some() {
+                self.step().await?;
+            } else if self.pos < self.size {
+                self.start(self.size);
+            } else {
                 break;
             }
         }
-        if closed {
-            if inline {
-                // The inline state never came: hash those bytes from disk.
-                inline = false;
-                continue;
-            }
-            return Ok(None);
-        }
-        // A timeout as a safety net: a missed wake-up costs a moment, never a hang.
-        match messages.recv_timeout(Duration::from_millis(200)) {
-            Ok(HashMsg::Wake) | Err(RecvTimeoutError::Timeout) => {}
-            Ok(HashMsg::Inline(state, upto)) => {
-                inline = false;
-                if let Some(state) = state
-                    && pos == 0
-                    && upto > 0
-                {
-                    hasher = Some(state);
-                    pos = upto;
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => closed = true,
-        }
+        let hasher = self.hasher.take().unwrap_or(Hasher::None);
+        Ok(hasher.finish_hex())
     }
-    let hasher = hasher.unwrap_or_else(|| fresh.unwrap_or(Hasher::None));
-    Ok(Some(hasher.finish_hex()))
 }

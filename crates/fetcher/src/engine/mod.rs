@@ -22,9 +22,9 @@
 //! - **Exact resume.** The `.state` sidecar records what each range has on disk, and stays exact
 //!   across splits (see [`ranges`]).
 //!
-//! Blocking file I/O runs on tokio's blocking pool in writes of up to [`sink::WRITE_BUFFER`];
-//! memory is bounded by `connections × WRITE_BUFFER` plus the hasher's 1 MiB buffer per file in
-//! flight, whatever the file sizes.
+//! Blocking file I/O runs on tokio's blocking pool. Memory stays flat whatever the file sizes and
+//! the budget: about 8 MiB of write buffers in all (see `sink::write_buffer`), 64 KiB of HTTP read
+//! buffer per connection, and 1 MiB per file while its prefix is hashed from disk.
 
 pub(crate) mod budget;
 pub(crate) mod dest;

@@ -12,14 +12,25 @@ use bytes::Bytes;
 use pipefetch_hub_client::BodySink;
 
 use super::budget::Budget;
-use super::hash::HashMsg;
 use super::ranges::{Ranges, WorkerId};
 use crate::progress::{Event, FileId, SharedReporter};
 use crate::verify::Hasher;
 
-/// Bytes gathered before one positional write. Small enough that the largest budget stays within
-/// the memory bound (64 connections × 256 KiB = 16 MiB), large enough that writes cost nothing.
-pub(crate) const WRITE_BUFFER: usize = 256 << 10;
+/// Bytes buffered before positional writes, over all connections: each connection's buffer is
+/// this divided by the budget, between [`MIN_WRITE`] and [`MAX_WRITE`] (1 MiB at 8 connections,
+/// 128 KiB at 64). Memory stays flat whatever the budget, and writes stay large enough to cost
+/// nothing next to hashing.
+///
+/// Frames are copied into the buffer rather than kept: a frame is a slice of the HTTP client's
+/// read buffer, and keeping a few of them pins whole read buffers.
+const WRITE_BUFFERS: usize = 8 << 20;
+const MIN_WRITE: usize = 128 << 10;
+const MAX_WRITE: usize = 1 << 20;
+
+/// The write buffer of one connection when `connections` are in use.
+pub(crate) fn write_buffer(connections: usize) -> usize {
+    (WRITE_BUFFERS / connections.max(1)).clamp(MIN_WRITE, MAX_WRITE)
+}
 
 /// Buffered bytes older than this are written at the next frame: a slow connection's bytes are
 /// recorded (and survive a kill) within about a second.
@@ -187,7 +198,6 @@ pub(crate) struct SinkCtx {
     pub(crate) ranges: Arc<Ranges>,
     pub(crate) progress: FileProgress,
     pub(crate) budget: Arc<Budget>,
-    pub(crate) wake: std::sync::mpsc::Sender<HashMsg>,
 }
 
 /// Writes one worker's stream into the file at its offsets, as far as its segment allows.
@@ -198,12 +208,13 @@ pub(crate) struct SegmentSink {
     seg: u64,
     /// The absolute offset of the next byte of the stream.
     pos: u64,
-    /// Accepted bytes not yet written, kept as they came (no copy), starting at `pending_at`.
-    pending: Vec<Bytes>,
+    /// Accepted bytes not yet written, starting at `pending_at` (the allocation is reused).
+    pending: Vec<u8>,
     pending_at: u64,
-    pending_len: usize,
     pending_since: Option<Instant>,
     stop: bool,
+    /// Bytes buffered before a write.
+    buffer: usize,
     /// The running digest of bytes `0..` written by this sink, when it hashes inline.
     hasher: Option<Hasher>,
     /// Where the inline digest stands.
@@ -221,13 +232,13 @@ impl SegmentSink {
         stats: Arc<WorkerStats>,
     ) -> SegmentSink {
         SegmentSink {
+            buffer: write_buffer(ctx.budget.limit()),
             ctx,
             worker,
             seg,
             pos: from,
             pending: Vec::new(),
             pending_at: from,
-            pending_len: 0,
             pending_since: None,
             stop: false,
             hashed_to: from,
@@ -246,8 +257,8 @@ impl SegmentSink {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let frames = std::mem::take(&mut self.pending);
-        let len = std::mem::take(&mut self.pending_len) as u64;
+        let mut data = std::mem::take(&mut self.pending);
+        let len = data.len() as u64;
         self.pending_since = None;
         let at = self.pending_at;
         self.pending_at = at + len;
@@ -255,22 +266,19 @@ impl SegmentSink {
         let (worker, seg) = (self.worker, self.seg);
         // Only bytes that continue the digest contiguously from byte 0 are hashed inline.
         let mut hasher = self.hasher.take().filter(|_| self.hashed_to == at);
-        let hasher = tokio::task::spawn_blocking(move || -> io::Result<Option<Hasher>> {
-            let mut pos = at;
-            for frame in &frames {
-                ctx.file.write_all_at(frame, pos)?;
-                if let Some(h) = hasher.as_mut() {
-                    h.update(frame);
-                }
-                pos += frame.len() as u64;
+        let (data, hasher) = tokio::task::spawn_blocking(move || {
+            ctx.file.write_all_at(&data, at)?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&data);
             }
-            let recorded = ctx.ranges.flushed(worker, seg, pos);
-            let _ = ctx.wake.send(HashMsg::Wake);
+            let recorded = ctx.ranges.flushed(worker, seg, at + len);
+            data.clear();
             // Bytes another connection owns now are not this digest's to vouch for.
-            Ok(hasher.filter(|_| recorded))
+            Ok::<_, io::Error>((data, hasher.filter(|_| recorded)))
         })
         .await
         .map_err(io::Error::other)??;
+        self.pending = data;
         if hasher.is_some() {
             self.hashed_to = at + len;
         }
@@ -308,16 +316,16 @@ impl BodySink for SegmentSink {
         }
         if claim.take > 0 {
             let at = self.pos + claim.skip as u64;
-            if self.pending_len > 0 && self.pending_at + self.pending_len as u64 != at {
+            if !self.pending.is_empty() && self.pending_at + self.pending.len() as u64 != at {
                 self.flush().await?;
             }
-            if self.pending_len == 0 {
+            if self.pending.is_empty() {
                 self.pending_at = at;
                 self.pending_since = Some(Instant::now());
+                self.pending.reserve_exact(self.buffer);
             }
             self.pending
-                .push(chunk.slice(claim.skip..claim.skip + claim.take));
-            self.pending_len += claim.take;
+                .extend_from_slice(&chunk[claim.skip..claim.skip + claim.take]);
             self.stats
                 .taken
                 .fetch_add(claim.take as u64, Ordering::Relaxed);
@@ -328,7 +336,7 @@ impl BodySink for SegmentSink {
         if claim.stop {
             self.stop = true;
             self.flush().await?;
-        } else if self.pending_len >= WRITE_BUFFER
+        } else if self.pending.len() >= self.buffer
             || self.pending_since.is_some_and(|t| t.elapsed() >= WRITE_AGE)
         {
             self.flush().await?;

@@ -27,7 +27,7 @@ use pipefetch_hub_client::{BodySink as _, ByteStream, Url};
 use tokio::task::JoinSet;
 
 use super::budget::{Permit, TICK};
-use super::hash::{self, HashMsg};
+use super::hash::Follower;
 use super::ranges::{Ranges, Work, WorkerId};
 use super::sink::{FileProgress, SegmentSink, SinkCtx, WorkerStats};
 use super::{BlobJob, Engine};
@@ -93,21 +93,18 @@ pub(crate) async fn fetch_ranges(
     progress: &FileProgress,
     first: Option<Box<Prefetched>>,
 ) -> Result<String> {
-    let (wake, messages) = std::sync::mpsc::channel::<HashMsg>();
     let inline_wanted = ranges.size() > 0 && ranges.frontier() == 0;
-    let hashing = {
-        let (file, ranges) = (Arc::clone(file), Arc::clone(ranges));
-        let fresh = job.expected.hasher(job.size);
-        tokio::task::spawn_blocking(move || {
-            hash::follow(&file, &ranges, &messages, fresh, inline_wanted)
-        })
-    };
+    let follower = Follower::new(
+        Arc::clone(file),
+        job.size,
+        job.expected.hasher(job.size),
+        inline_wanted,
+    );
     let ctx = SinkCtx {
         file: Arc::clone(file),
         ranges: Arc::clone(ranges),
         progress: progress.clone(),
         budget: Arc::clone(engine.budget()),
-        wake,
     };
     let mut fl = FileLoop {
         engine,
@@ -117,6 +114,7 @@ pub(crate) async fn fetch_ranges(
         running: HashMap::new(),
         next_id: 0,
         inline_given: !inline_wanted,
+        follower,
         // Ranges go straight to the final (CDN) URL when it is known.
         url: job.direct_url.clone().unwrap_or_else(|| job.url.clone()),
     };
@@ -125,14 +123,11 @@ pub(crate) async fn fetch_ranges(
     // so that nothing writes into the file after we return.
     fl.workers.abort_all();
     while fl.workers.join_next().await.is_some() {}
-    let FileLoop { ctx, .. } = fl;
-    drop(ctx);
-    let digest = hashing
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| Error::io("hash", job.dest.dir(), e));
     result?;
-    digest?.ok_or_else(|| Error::Internal("the hasher stopped before the last byte".into()))
+    fl.follower
+        .finish()
+        .await
+        .map_err(|e| Error::io("hash", job.dest.dir(), e))
 }
 
 struct FileLoop<'a> {
@@ -144,6 +139,7 @@ struct FileLoop<'a> {
     next_id: WorkerId,
     /// Whether the inline digest was given to a worker already (or is not wanted).
     inline_given: bool,
+    follower: Follower,
     url: Url,
 }
 
@@ -186,7 +182,11 @@ impl FileLoop<'_> {
                 let b = Arc::clone(&budget);
                 acquire = Some(Box::pin(async move { b.acquire().await }));
             }
+            self.follower.start(ranges.frontier());
             tokio::select! {
+                hashed = self.follower.step(), if self.follower.is_running() => {
+                    hashed.map_err(|e| Error::io("hash", self.job.dest.dir(), e))?;
+                }
                 joined = self.workers.join_next_with_id(), if !self.workers.is_empty() => {
                     match joined {
                         Some(Ok((task, done))) => self.finished(task, done)?,
@@ -237,7 +237,7 @@ impl FileLoop<'_> {
         let lost = ranges.ended(done.id, done.seg);
         self.ctx.progress.rewind(lost);
         if let Some((state, upto)) = done.inline {
-            let _ = self.ctx.wake.send(HashMsg::Inline(state, upto));
+            self.follower.inline_done(state, upto);
         }
         if let Some(r) = &running {
             let taken = r.stats.taken.load(Ordering::Relaxed);
@@ -266,7 +266,7 @@ impl FileLoop<'_> {
         let lost = self.ctx.ranges.ended_any(r.id);
         self.ctx.progress.rewind(lost);
         if r.inline {
-            let _ = self.ctx.wake.send(HashMsg::Inline(None, 0));
+            self.follower.inline_done(None, 0);
         }
     }
 
