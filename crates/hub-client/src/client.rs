@@ -624,7 +624,15 @@ impl HubClient {
         mid_body: bool,
     ) {
         let policy = &self.inner.retry;
-        let wait = policy.delay(attempt, error.server_wait());
+        // A body that broke after bytes arrived resumes at once: those bytes show the server is
+        // up, and a cut or stalled connection is not a server asking for time. Backing off there
+        // only left the file waiting (issue 7: a quarter of CDN bodies cut cost seconds each).
+        let answered = matches!(error, Error::Http { .. } | Error::RateLimited { .. });
+        let wait = if mid_body && !answered {
+            Duration::ZERO
+        } else {
+            policy.delay(attempt, error.server_wait())
+        };
         let reason = match error {
             // A connection that broke after bytes of this attempt's body arrived is a cut body.
             Error::Transport { .. } if mid_body => RetryReason::BodyCut,

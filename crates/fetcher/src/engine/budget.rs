@@ -33,9 +33,10 @@
 //!   and does not grow again for [`BACKOFF`] or the wait the server asked for (capped at
 //!   [`MAX_BACKOFF`]); a burst of such answers from many connections is one event (one cut per
 //!   [`CUT_SPACING`]).
-//! - **Broken connections** (resets, cut bodies, timeouts): the limit shrinks by a fifth, once per
-//!   [`CUT_SPACING`]. A flaky link meets fewer faults with fewer connections, and probing grows
-//!   the limit back when goodput allows.
+//! - **Broken connections** (resets, cut bodies, timeouts): the limit shrinks by an eighth, once
+//!   per [`CUT_SPACING`], but not below [`BROKEN_FLOOR`]: a CDN that resets aggressive clients is
+//!   met with fewer connections, while faults that strike at random (which fewer connections do
+//!   not cure) cannot starve the transfer; probing grows the limit back when goodput allows.
 //! - **A probe that did not pay** goes back to where it came from.
 //!
 //! `--connections N` pins the limit (no controller); `--max-connections` caps the adaptive one
@@ -76,6 +77,9 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 pub const BACKOFF: Duration = Duration::from_secs(3);
 /// The longest a server's wait holds growth back.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Broken connections alone never take the budget below this: faults that strike connections at
+/// random are not cured by fewer connections, and a few keep the file moving.
+pub const BROKEN_FLOOR: usize = 4;
 /// At most one cut per this interval: a burst of errors from many connections is one event.
 pub const CUT_SPACING: Duration = Duration::from_millis(500);
 /// How often the controller looks at its counters (driven by the transfers' own timers).
@@ -314,10 +318,8 @@ impl Controller {
             }
             Signal::Broken => {
                 self.next_probe = now + PROBE_EVERY;
-                (
-                    self.limit - (self.limit / 5).max(1),
-                    "a connection broke".to_string(),
-                )
+                let to = (self.limit - (self.limit / 8).max(1)).max(BROKEN_FLOOR);
+                (to.min(self.limit), "a connection broke".to_string())
             }
         };
         self.set(to, now, MIN_SETTLE, reason)
@@ -668,16 +670,26 @@ mod tests {
     }
 
     #[test]
-    fn broken_connections_shrink_gently_and_never_below_one() {
+    fn broken_connections_shrink_gently_down_to_a_floor() {
         let mut now = Instant::now();
-        let mut c = Controller::new(10, 64, now);
+        let mut c = Controller::new(16, 64, now);
         let change = c.signal(Signal::Broken, now).expect("a cut");
-        assert_eq!((change.from, change.to), (10, 8));
+        assert_eq!((change.from, change.to), (16, 14));
         for _ in 0..40 {
             now += CUT_SPACING;
             let _ = c.signal(Signal::Broken, now);
         }
-        assert_eq!(c.limit(), 1);
+        assert_eq!(c.limit(), BROKEN_FLOOR);
+        // Throttling goes below it.
+        now += CUT_SPACING;
+        let _ = c.signal(
+            Signal::Throttled {
+                status: 503,
+                wait: None,
+            },
+            now,
+        );
+        assert_eq!(c.limit(), BROKEN_FLOOR / 2);
     }
 
     #[test]

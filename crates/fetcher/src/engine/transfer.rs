@@ -11,8 +11,10 @@
 //! connection in all) nothing is raced: a slow link is not a fault, and the client's absolute
 //! rate floor still ends a connection that trickles.
 //!
-//! A connection whose range was taken over stops at its next bytes; one that sends none is
-//! cancelled after [`STOP_GRACE`], and what it had not yet written is fetched again.
+//! A connection whose range was taken over stops at its next bytes, or is told to stop by the
+//! loop: it then writes what it had received and ends, so no byte it delivered is fetched again.
+//! One that does not end within [`STOP_GRACE`] (stuck in a write) is cancelled, and what it had
+//! not yet written is fetched again.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -40,7 +42,7 @@ pub const STRAGGLER_WINDOW: Duration = Duration::from_secs(2);
 /// A straggler delivers less than this fraction of its peers' goodput (the issue's "1/8 of the
 /// median"): far enough below that a busy but healthy connection is never raced.
 pub const STRAGGLER_RATIO: f64 = 1.0 / 8.0;
-/// How long a connection whose range was taken over may take to stop by itself.
+/// How long a connection told to stop may take to write what it has and end.
 pub const STOP_GRACE: Duration = Duration::from_secs(1);
 /// Look for stragglers every this many ticks.
 const STRAGGLER_TICKS: u32 = 5;
@@ -78,6 +80,8 @@ struct Running {
     history: VecDeque<(Instant, u64)>,
     /// Since when its segment has nothing left for it to claim.
     stopping_since: Option<Instant>,
+    /// Tells the worker to write what it has and end.
+    stop: Arc<tokio::sync::Notify>,
     handle: tokio::task::AbortHandle,
 }
 
@@ -301,8 +305,10 @@ impl FileLoop<'_> {
             Arc::clone(&stats),
         );
         let (engine, job, url) = (self.engine.clone(), self.job.clone(), self.url.clone());
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let told = Arc::clone(&stop);
         let handle = self.workers.spawn(async move {
-            let result = run_worker(&engine, &job, &url, &work, sink, first).await;
+            let result = run_worker(&engine, &job, &url, &work, sink, first, &told).await;
             let (seg, inline_state, result) = result;
             Finished {
                 id,
@@ -321,17 +327,28 @@ impl FileLoop<'_> {
                 inline,
                 history: VecDeque::new(),
                 stopping_since: None,
+                stop,
                 handle,
             },
         );
     }
 
-    /// Looks for stragglers, and cancels connections that were told to stop and did not.
+    /// Looks for stragglers, stops connections that have nothing left to fetch, and cancels those
+    /// that were told to stop and did not.
     fn watch(&mut self) {
         let now = Instant::now();
         let ranges = Arc::clone(&self.ctx.ranges);
         let peers = self.engine.budget().peer_rate();
         let mut cancel = Vec::new();
+        let mut stop = |r: &mut Running, task: tokio::task::Id| {
+            let since = *r.stopping_since.get_or_insert_with(|| {
+                r.stop.notify_one();
+                now
+            });
+            if now.duration_since(since) >= STOP_GRACE {
+                cancel.push(task);
+            }
+        };
         for (task, r) in &mut self.running {
             let taken = r.stats.taken.load(Ordering::Relaxed);
             r.history.push_back((now, taken));
@@ -345,18 +362,16 @@ impl FileLoop<'_> {
             let Some((seg, claimed, end, _)) = ranges.owned_by(r.id) else {
                 if !r.hedge || !ranges.is_racing(r.id) {
                     // Its segment went to another connection, or its race is over.
-                    cancel.push(*task);
+                    stop(r, *task);
                 }
                 continue;
             };
             if claimed >= end {
-                let since = *r.stopping_since.get_or_insert(now);
-                if now.duration_since(since) >= STOP_GRACE {
-                    cancel.push(*task);
-                }
+                // Its range was taken over where it stood (or it is finishing): nothing is left
+                // for it to fetch.
+                stop(r, *task);
                 continue;
             }
-            r.stopping_since = None;
             let Some(peer) = peers else { continue };
             if now.duration_since(r.stats.started) < STRAGGLER_WINDOW || ranges.is_hedged(seg) {
                 continue;
@@ -394,9 +409,9 @@ impl FileLoop<'_> {
     }
 }
 
-/// One connection's turn: fetch `work` into `sink` (first from a stream already open, if any),
-/// then write what is buffered. Returns the segment the sink ended in, its inline digest state,
-/// and the outcome.
+/// One connection's turn: fetch `work` into `sink` (first from a stream already open, if any)
+/// until done or told to `stop`, then write what is buffered. Returns the segment the sink ended
+/// in, its inline digest state, and the outcome.
 async fn run_worker(
     engine: &Engine,
     job: &BlobJob,
@@ -404,7 +419,32 @@ async fn run_worker(
     work: &Work,
     mut sink: SegmentSink,
     first: Option<(ByteStream, Vec<Bytes>)>,
+    stop: &tokio::sync::Notify,
 ) -> (u64, (Option<Hasher>, u64), Result<()>) {
+    let fetched = tokio::select! {
+        result = fetch_into(engine, job, url, work, &mut sink, first) => result,
+        () = stop.notified() => Ok(()),
+    };
+    // Bytes received before a failure or a stop are kept (and recorded) for the next run.
+    let mut result = fetched;
+    if let Err(e) = sink.flush().await
+        && result.is_ok()
+    {
+        result = Err(Error::write(job.dest.dir(), job.size, e));
+    }
+    let seg = sink.seg();
+    (seg, sink.take_hasher(), result)
+}
+
+/// The transfer part of [`run_worker`].
+async fn fetch_into(
+    engine: &Engine,
+    job: &BlobJob,
+    url: &Url,
+    work: &Work,
+    sink: &mut SegmentSink,
+    first: Option<(ByteStream, Vec<Bytes>)>,
+) -> Result<()> {
     let dest = &job.dest;
     let write_error = |e: std::io::Error| Error::write(dest.dir(), job.size, e);
     let mut result: Result<()> = Ok(());
@@ -442,7 +482,7 @@ async fn run_worker(
         let from = sink.position();
         match engine
             .client()
-            .download_url(url, job.auth.as_ref(), from..work.end, &mut sink)
+            .download_url(url, job.auth.as_ref(), from..work.end, sink)
             .await
         {
             Ok(outcome) => {
@@ -458,12 +498,5 @@ async fn run_worker(
             Err(e) => result = Err(dest.transfer_error(job, e)),
         }
     }
-    // Bytes received before a failure are kept (and recorded) for the next run.
-    if let Err(e) = sink.flush().await
-        && result.is_ok()
-    {
-        result = Err(write_error(e));
-    }
-    let seg = sink.seg();
-    (seg, sink.take_hasher(), result)
+    result
 }
