@@ -11,13 +11,26 @@
 //!   entries/<sha256 of the URL>.json          {version, url, sha256, size, etag, content_type,
 //!                                              filename, fetched_at}
 //!   partial/<sha256 of the URL>.<rand>.incomplete        an interrupted download
-//!   partial/<sha256 of the URL>.<rand>.incomplete.json   its validators (size, ETag) and a
-//!                                                        checkpoint: the sha256 of its first N bytes
+//!   partial/<sha256 of the URL>.<rand>.incomplete.json   its validators (size, ETag) and, for one
+//!                                                        stream, a checkpoint: the sha256 of its
+//!                                                        first N bytes
+//!   partial/<sha256 of the URL>.<rand>.incomplete.state  for a download in ranges: which bytes of
+//!                                                        each range are on disk (the engine's
+//!                                                        record, as for Hub blobs)
 //! ```
 //!
 //! The version is in the folder name and in every JSON file: another format means another folder.
 //! A `token` query parameter is dropped from the URL before it names anything, so a key pasted
 //! into a URL never lands on disk and the same model is one entry whoever asks for it.
+//!
+//! # In ranges or in one stream
+//! Pipelines fetch URLs through the shared engine (`Engine::fetch_url`, in `url_source/ranged.rs`): a first
+//! request asks for `Range: bytes=N-`. A server that answers `206` with the file's total size gets
+//! the engine's treatment, like a Hub file: parallel ranges under the connection budget, work
+//! stealing, stragglers raced, the `.state` record for resume, and the sha256 computed while the
+//! bytes land; the checks below are made before the first byte (the content type, the first
+//! bytes) and at the end (the framing, the pin). Any other answer is the whole file, taken as the
+//! first answer of the one-stream path below ([`fetch_url`]), which `-v` says.
 //!
 //! # What a fetch does
 //! 1. **Cache first.** An entry whose blob exists with the recorded size (and, when the spec pins a
