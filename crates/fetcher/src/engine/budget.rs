@@ -352,6 +352,8 @@ pub(crate) struct Budget {
     inner: Mutex<Inner>,
     /// Bytes delivered by every transfer (goodput).
     bytes: AtomicU64,
+    /// Transfers waiting for a slot.
+    waiting: std::sync::atomic::AtomicUsize,
     reporter: SharedReporter,
 }
 
@@ -401,6 +403,7 @@ impl Budget {
                 recent: std::collections::VecDeque::new(),
             }),
             bytes: AtomicU64::new(0),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
             reporter,
         })
     }
@@ -426,11 +429,35 @@ impl Budget {
 
     /// Waits for a slot.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Permit {
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting(&self.waiting);
         // The semaphore is never closed, so acquiring cannot fail; the permit is tracked by us
         // (forgotten by tokio) so that a lowered limit can withhold it when it comes back.
         if let Ok(p) = self.semaphore.acquire().await {
             p.forget();
         }
+        drop(waiting);
+        self.taken()
+    }
+
+    /// A slot if one is free now (nobody waits for it).
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Permit> {
+        self.semaphore.try_acquire().ok()?.forget();
+        Some(self.taken())
+    }
+
+    /// Whether transfers wait for a slot.
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    fn taken(self: &Arc<Self>) -> Permit {
         let mut inner = self.lock();
         account_busy(&mut inner, Instant::now());
         inner.in_flight += 1;

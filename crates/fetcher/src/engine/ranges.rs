@@ -152,9 +152,9 @@ impl Ranges {
     }
 
     /// Work for `worker`, if any: a race against a straggler first, then a segment nobody owns,
-    /// then the tail of the owned segment with the most bytes left (when both halves keep
-    /// `min_split` bytes).
-    pub(crate) fn next_work(&self, worker: WorkerId, min_split: u64) -> Option<Work> {
+    /// then (with `split`) the tail of the owned segment with the most bytes left, when both
+    /// halves keep `split` bytes.
+    pub(crate) fn next_work(&self, worker: WorkerId, split: Option<u64>) -> Option<Work> {
         let mut inner = self.lock();
         while let Some(seg) = inner.hedge_wanted.pop_first() {
             let Some(i) = inner.find(seg) else { continue };
@@ -184,7 +184,7 @@ impl Ranges {
                 hedge: false,
             });
         }
-        let min_split = min_split.max(1);
+        let min_split = split?.max(1);
         let i = inner
             .segs
             .iter()
@@ -218,17 +218,29 @@ impl Ranges {
         })
     }
 
-    /// Whether `next_work` would find something (without taking it).
-    pub(crate) fn has_work(&self, min_split: u64) -> bool {
+    /// Whether `next_work` would find something without splitting (a race to start, a segment
+    /// nobody owns).
+    pub(crate) fn has_queued_work(&self) -> bool {
+        let inner = self.lock();
+        !inner.hedge_wanted.is_empty()
+            || inner
+                .segs
+                .iter()
+                .any(|s| s.owner.is_none() && s.flushed < s.end)
+    }
+
+    /// Whether `next_work` could split a segment at `min_split`.
+    pub(crate) fn can_split(&self, min_split: u64) -> bool {
         let inner = self.lock();
         let min_split = min_split.max(1);
-        !inner.hedge_wanted.is_empty()
-            || inner.segs.iter().any(|s| {
-                (s.owner.is_none() && s.flushed < s.end)
-                    || (s.owner.is_some()
-                        && s.hedge.is_none()
-                        && s.left() >= min_split.saturating_mul(2))
-            })
+        inner.segs.iter().any(|s| {
+            s.owner.is_some() && s.hedge.is_none() && s.left() >= min_split.saturating_mul(2)
+        })
+    }
+
+    /// Whether `next_work` would find something.
+    pub(crate) fn has_work(&self, min_split: u64) -> bool {
+        self.has_queued_work() || self.can_split(min_split)
     }
 
     /// Asks for the owner of segment `seg` to be raced by the next free connection.
@@ -470,24 +482,24 @@ mod tests {
     #[test]
     fn free_segments_first_then_the_largest_tail() {
         let r = ranges(1000, &[0..500, 500..1000]);
-        let a = r.next_work(1, 100).expect("work");
-        let b = r.next_work(2, 100).expect("work");
+        let a = r.next_work(1, Some(100)).expect("work");
+        let b = r.next_work(2, Some(100)).expect("work");
         assert_eq!((a.seg, a.from, a.end), (0, 0, 500));
         assert_eq!((b.seg, b.from, b.end), (500, 500, 1000));
         // Worker 1 has 100 bytes: its 400 left are split in two.
         let mut seg = 0;
         assert_eq!(write(&r, 1, &mut seg, 0, 100).take, 100);
-        let c = r.next_work(3, 100).expect("steal");
+        let c = r.next_work(3, Some(100)).expect("steal");
         assert_eq!(
             (c.seg, c.from, c.end),
             (750, 750, 1000),
             "the largest tail is worker 2's"
         );
-        let d = r.next_work(4, 100).expect("steal");
+        let d = r.next_work(4, Some(100)).expect("steal");
         assert_eq!((d.seg, d.from, d.end), (300, 300, 500));
         // Splitting goes on while both halves keep 100 bytes, and then stops.
         let mut id = 5;
-        while r.next_work(id, 100).is_some() {
+        while r.next_work(id, Some(100)).is_some() {
             id += 1;
         }
         assert_eq!(id, 9, "{:?}", r.table());
@@ -499,11 +511,11 @@ mod tests {
     #[test]
     fn a_split_stops_the_owner_at_the_cut_and_nothing_is_written_twice() {
         let r = whole(1000);
-        let w = r.next_work(1, 10).expect("work");
+        let w = r.next_work(1, Some(10)).expect("work");
         assert_eq!((w.from, w.end), (0, 1000));
         let mut seg = 0;
         write(&r, 1, &mut seg, 0, 200);
-        let tail = r.next_work(2, 10).expect("steal");
+        let tail = r.next_work(2, Some(10)).expect("steal");
         assert_eq!(tail.from, 600);
         // The owner's stream carries on past the cut: only bytes before it are taken.
         let c = write(&r, 1, &mut seg, 200, 500);
@@ -526,11 +538,11 @@ mod tests {
     #[test]
     fn a_hedge_takes_over_where_the_straggler_stands_when_its_bytes_arrive() {
         let r = whole(1000);
-        r.next_work(1, 10).expect("work");
+        r.next_work(1, Some(10)).expect("work");
         let mut slow = 0;
         write(&r, 1, &mut slow, 0, 100);
         r.want_hedge(0);
-        let h = r.next_work(2, 10).expect("hedge");
+        let h = r.next_work(2, Some(10)).expect("hedge");
         assert!(h.hedge);
         assert_eq!((h.from, h.end), (100, 1000));
         // The straggler moves on a little before the hedge's first bytes arrive.
@@ -559,11 +571,11 @@ mod tests {
     #[test]
     fn a_straggler_that_finishes_first_wins_the_race() {
         let r = whole(100);
-        r.next_work(1, 10).expect("work");
+        r.next_work(1, Some(10)).expect("work");
         let mut slow = 0;
         write(&r, 1, &mut slow, 0, 90);
         r.want_hedge(0);
-        let h = r.next_work(2, 10).expect("hedge");
+        let h = r.next_work(2, Some(10)).expect("hedge");
         write(&r, 1, &mut slow, 90, 10);
         let mut fast = h.seg;
         assert_eq!(r.claim(2, &mut fast, 90, 10), Claim::stop());
@@ -573,14 +585,14 @@ mod tests {
     #[test]
     fn unwritten_claims_go_back_to_the_pool_when_a_worker_ends() {
         let r = whole(1000);
-        r.next_work(1, 10).expect("work");
+        r.next_work(1, Some(10)).expect("work");
         let mut seg = 0;
         write(&r, 1, &mut seg, 0, 100);
         // Claimed but never written (the worker was cancelled with bytes in its buffer).
         let c = r.claim(1, &mut seg, 100, 100);
         assert_eq!(c.take, 100);
         assert_eq!(r.ended(1, 0), 100);
-        let w = r.next_work(2, 10).expect("work");
+        let w = r.next_work(2, Some(10)).expect("work");
         assert_eq!((w.seg, w.from, w.end, w.hedge), (0, 100, 1000, false));
         assert_eq!(r.frontier(), 100);
         // A late write from the cancelled worker is not recorded.
@@ -591,7 +603,7 @@ mod tests {
     #[test]
     fn a_restarted_stream_skips_what_it_already_sent() {
         let r = whole(1000);
-        r.next_work(1, 10).expect("work");
+        r.next_work(1, Some(10)).expect("work");
         let mut seg = 0;
         write(&r, 1, &mut seg, 0, 300);
         // The server ignored Range on a retry: the stream comes again from 0.
@@ -614,7 +626,7 @@ mod tests {
         let r = Ranges::new(&t, PathBuf::from("/nonexistent/x"));
         assert_eq!(r.frontier(), 140);
         assert_eq!(r.done_bytes(), 140);
-        let w = r.next_work(1, 10).expect("work");
+        let w = r.next_work(1, Some(10)).expect("work");
         assert_eq!((w.from, w.end), (140, 200));
         assert_eq!(r.table(), t);
     }

@@ -155,7 +155,7 @@ impl FileLoop<'_> {
         if let Some(first) = first {
             let first = *first;
             let id = self.new_id();
-            match ranges.next_work(id, min_split) {
+            match ranges.next_work(id, None) {
                 Some(work) if !work.hedge && work.from == first.offset => {
                     let permit = first.permit;
                     self.spawn(id, work, permit, Some((first.stream, first.head)));
@@ -182,9 +182,17 @@ impl FileLoop<'_> {
                     "a file has missing bytes but no work left".into(),
                 ));
             }
-            if acquire.is_none() && ranges.has_work(min_split) && !budget.over_limit() {
-                let b = Arc::clone(&budget);
-                acquire = Some(Box::pin(async move { b.acquire().await }));
+            // Work nobody does waits in line for a slot; splitting only takes a slot that is
+            // free (a file not started yet comes first: a split costs a connection).
+            if acquire.is_none() && !budget.over_limit() {
+                if ranges.has_queued_work() {
+                    let b = Arc::clone(&budget);
+                    acquire = Some(Box::pin(async move { b.acquire().await }));
+                } else if ranges.can_split(min_split)
+                    && let Some(permit) = budget.try_acquire()
+                {
+                    self.assign(permit);
+                }
             }
             self.follower.start(ranges.frontier());
             tokio::select! {
@@ -219,17 +227,16 @@ impl FileLoop<'_> {
         self.next_id
     }
 
-    /// Gives a free slot work, or gives the slot back.
+    /// Gives a free slot work, or gives the slot back. It splits a range only when no other
+    /// transfer waits for a slot.
     fn assign(&mut self, permit: Permit) {
-        if self.engine.budget().over_limit() {
+        let budget = self.engine.budget();
+        if budget.over_limit() {
             return;
         }
+        let split = (!budget.has_waiters()).then_some(self.engine.settings().min_chunk);
         let id = self.new_id();
-        if let Some(work) = self
-            .ctx
-            .ranges
-            .next_work(id, self.engine.settings().min_chunk)
-        {
+        if let Some(work) = self.ctx.ranges.next_work(id, split) {
             self.spawn(id, work, permit, None);
         }
     }
