@@ -19,12 +19,12 @@ use tokio::task::JoinHandle;
 
 use crate::verify::Hasher;
 
-/// Bytes read per step.
-const HASH_BUFFER: usize = 1 << 20;
+/// Bytes read per step (a buffer lives only while a task runs: many files may be in flight).
+const HASH_BUFFER: usize = 256 << 10;
 /// Bytes one task hashes before it hands back (so that the loop sees progress and can stop).
 const TASK_BYTES: u64 = 64 << 20;
 
-type Step = io::Result<(Hasher, u64, Vec<u8>)>;
+type Step = io::Result<(Hasher, u64)>;
 
 /// The digest of the written prefix of one file.
 pub(crate) struct Follower {
@@ -33,7 +33,6 @@ pub(crate) struct Follower {
     /// The running digest of bytes `0..pos` (taken while a task runs).
     hasher: Option<Hasher>,
     pos: u64,
-    buf: Vec<u8>,
     /// Waiting for the inline digest of the connection that fetches from byte 0.
     inline_pending: bool,
     running: Option<JoinHandle<Step>>,
@@ -48,7 +47,6 @@ impl Follower {
             size,
             hasher: Some(fresh),
             pos: 0,
-            buf: Vec::new(),
             inline_pending,
             running: None,
         }
@@ -83,12 +81,9 @@ impl Follower {
         };
         let file = Arc::clone(&self.file);
         let (from, to) = (self.pos, frontier.min(self.pos + TASK_BYTES));
-        let mut buf = std::mem::take(&mut self.buf);
-        let want = usize::try_from((to - from).min(HASH_BUFFER as u64)).unwrap_or(HASH_BUFFER);
-        if buf.len() < want {
-            buf.resize(want, 0);
-        }
+        let len = usize::try_from((to - from).min(HASH_BUFFER as u64)).unwrap_or(HASH_BUFFER);
         self.running = Some(tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len];
             let mut pos = from;
             while pos < to {
                 let want = usize::try_from(to - pos)
@@ -104,7 +99,7 @@ impl Follower {
                 hasher.update(&buf[..n]);
                 pos += n as u64;
             }
-            Ok((hasher, pos, buf))
+            Ok((hasher, pos))
         }));
     }
 
@@ -115,10 +110,9 @@ impl Follower {
         };
         let result = task.await;
         self.running = None;
-        let (hasher, pos, buf) = result.map_err(io::Error::other)??;
+        let (hasher, pos) = result.map_err(io::Error::other)??;
         self.hasher = Some(hasher);
         self.pos = pos;
-        self.buf = buf;
         Ok(())
     }
 

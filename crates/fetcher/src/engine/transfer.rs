@@ -109,6 +109,7 @@ pub(crate) async fn fetch_ranges(
         ranges: Arc::clone(ranges),
         progress: progress.clone(),
         budget: Arc::clone(engine.budget()),
+        writers: Arc::new(tokio::sync::Semaphore::new(super::sink::WRITERS_PER_FILE)),
     };
     let mut fl = FileLoop {
         engine,
