@@ -122,8 +122,11 @@ fn env() -> HfEnv {
 pub fn fetcher(global: &GlobalArgs) -> Result<Fetcher> {
     let env = env();
     let mut builder = Fetcher::builder()
-        .connections(global.connections)
+        .max_connections(usize::from(global.max_connections))
         .reporter(render::reporter(global.progress));
+    if let Some(n) = global.connections {
+        builder = builder.connections(usize::from(n));
+    }
     if let Some(dir) = &global.cache_dir {
         builder = builder.cache_dir(dir);
     }

@@ -62,9 +62,14 @@ struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
 
-    /// Concurrent connections across all files.
-    #[arg(long, global = true, default_value_t = 8, value_name = "N")]
-    connections: usize,
+    /// Exactly N concurrent connections across all files [default: as many as the link rewards,
+    /// found while downloading]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    connections: Option<u16>,
+
+    /// The most connections the adaptive budget may use across all files
+    #[arg(long, global = true, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    max_connections: u16,
 
     /// More logging on stderr (-v: info, -vv: debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -78,7 +83,7 @@ enum ProgressMode {
     Auto,
     /// Always bars.
     Bars,
-    /// One JSON object per line on stderr (schema: the `pipefetch_fetcher::progress` docs, version 1).
+    /// One JSON object per line on stderr (schema: the `pipefetch_fetcher::progress` docs, version 2).
     Json,
     /// Nothing.
     None,

@@ -93,13 +93,19 @@ fn open(arg: Option<&str>, global: &GlobalArgs) -> Result<Mirror> {
         )?,
     };
     let credentials = env.credentials()?;
-    // The same budget as downloads: that many parts in flight (and in memory) at most.
+    // `--connections N` pins uploads too: that many parts in flight (and in memory) at most.
+    // Uploads have no adaptive budget; without the flag they use the mirror's default of 8.
     Ok(Mirror::builder(location)
         .region(env.region.clone())
         .endpoint(env.endpoint.clone())
         .credentials(credentials)
-        .upload_slots(global.connections)
+        .upload_slots(upload_slots(global))
         .build()?)
+}
+
+/// Parts in flight for uploads: `--connections`, else 8.
+fn upload_slots(global: &GlobalArgs) -> usize {
+    global.connections.map_or(8, usize::from)
 }
 
 async fn push(args: PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
@@ -124,7 +130,7 @@ async fn push(args: PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
     drop(locker);
     let puller = fetcher(global)?;
     let mut options = PushOptions::default();
-    options.parallel_files = global.connections;
+    options.parallel_files = upload_slots(global);
     options.pull = PullOptions {
         out: args.out,
         skip_disk_check: args.no_disk_check,

@@ -78,6 +78,17 @@ pub enum Error {
         #[source]
         source: Box<pipefetch_hub_client::Error>,
     },
+    /// The file changed on the server between two of its ranges (another `ETag`); the bytes were
+    /// discarded.
+    #[error(
+        "{source_label}: `{path}` changed on the server during the download; the bytes received were discarded"
+    )]
+    Changed {
+        /// Where the file came from.
+        source_label: String,
+        /// The file.
+        path: String,
+    },
     /// The disk is full.
     #[error("no space left on the device holding {dir} while writing a {size}-byte file")]
     DiskFull {
@@ -206,12 +217,16 @@ impl Error {
         }
     }
 
-    pub(crate) fn transfer(job: &BlobJob, source: pipefetch_hub_client::Error) -> Error {
+    pub(crate) fn transfer(
+        job: &BlobJob,
+        dir: &Path,
+        source: pipefetch_hub_client::Error,
+    ) -> Error {
         if let Some(io) = io_source(&source)
             && is_disk_full(io)
         {
             return Error::DiskFull {
-                dir: job.repo.blobs_dir(),
+                dir: dir.to_path_buf(),
                 size: job.size,
                 source: io::Error::new(io.kind(), io.to_string()),
             };
@@ -247,6 +262,9 @@ impl Error {
             } else {
                 "run again without --local-files-only (or --offline) to download it".to_string()
             }),
+            Error::Changed { .. } => {
+                Some("run again: the file is fetched from the start".to_string())
+            }
             Error::Integrity { .. } | Error::SizeMismatch { .. } => Some(
                 "the server sent other bytes than it announced; run again (a mirror or proxy may be serving stale or broken content)"
                     .to_string(),

@@ -9,7 +9,7 @@ use pipefetch_hub_cache::{CacheRepo, Lookup, TreeCache, TreeFile};
 use pipefetch_hub_client::{Repo, is_commit_sha};
 use serde::Serialize;
 
-use crate::engine::{BlobJob, blocking};
+use crate::engine::{BlobJob, HubBlob, blocking};
 use crate::error::{Error, Result};
 use crate::patterns::PathFilter;
 use crate::progress::Event;
@@ -218,10 +218,11 @@ impl Fetcher {
             path: path.clone(),
             url: url.clone(),
             direct_url: Some(url),
+            auth: self.client.auth().cloned(),
             size: metadata.size,
             expected: Expected::from_etag(&etag),
-            etag: etag.clone(),
-            repo: repo.clone(),
+            validator: None,
+            dest: std::sync::Arc::new(HubBlob::new(repo.clone(), etag.clone())),
         };
         if req.force_download {
             let (r, e) = (repo.clone(), etag.clone());
@@ -237,7 +238,7 @@ impl Fetcher {
         // The file's own end (done or failed) is reported inside the run, so `Done` comes last.
         let work = async {
             let result = async {
-                let downloaded = engine.fetch(&job).await?;
+                let downloaded = engine.fetch(&job).await?.downloaded;
                 let (r, c, p, e) = (repo, commit, path, etag);
                 let pointer = blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
                 Ok((pointer, downloaded))
@@ -385,7 +386,7 @@ impl Fetcher {
                         let job = fetcher
                             .hub_job(&engine, id, &hub_repo, &repo, &commit, &path, &listed)
                             .await?;
-                        downloaded = engine.fetch(&job).await?;
+                        downloaded = engine.fetch(&job).await?.downloaded;
                     }
                     let (r, c, p, e) = (repo, commit, path.clone(), listed.etag.clone());
                     blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
@@ -439,7 +440,9 @@ impl Fetcher {
         let url = pipefetch_hub_client::resolve_url(self.client.endpoint(), hub_repo, commit, path)
             .map_err(|e| Error::hub(format!("{}: bad path `{path}`", hub_repo.id), e))?;
         let mut direct_url = None;
-        if self.settings.chunks(listed.size).len() > 1 {
+        if self.settings.splits(listed.size) {
+            // A metadata request: under the API host's own small budget, not the CDN's.
+            let _api = engine.api_permit().await?;
             let meta = engine
                 .client()
                 .file_metadata(hub_repo, commit, path)
@@ -458,10 +461,11 @@ impl Fetcher {
             path: path.to_string(),
             url,
             direct_url,
+            auth: self.client.auth().cloned(),
             size: listed.size,
             expected: Expected::from_etag(&listed.etag),
-            etag: listed.etag.clone(),
-            repo: repo.clone(),
+            validator: None,
+            dest: std::sync::Arc::new(HubBlob::new(repo.clone(), listed.etag.clone())),
         })
     }
 

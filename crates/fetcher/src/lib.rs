@@ -114,7 +114,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-pub use engine::EngineSettings;
+pub use engine::{BudgetMode, EngineSettings};
 pub use error::{Error, Result, human_bytes};
 pub use hf::{FileRequest, Snapshot, SnapshotFile, SnapshotRequest};
 pub use lock::{Lock, LockedFile, LockedSource};
@@ -129,7 +129,7 @@ pub use progress::{Event, NoProgress, Reporter, SharedReporter};
 pub use sources::{FileOrigin, Origin, Source, Sources};
 pub use verify::Expected;
 
-use crate::engine::{Engine, Tracker};
+use crate::engine::{Budget, Engine, Tracker};
 
 /// Downloads into one cache through one client. Cheap to clone.
 #[derive(Clone)]
@@ -147,6 +147,10 @@ pub struct Fetcher {
     civitai_token: Option<Token>,
     /// The kinds of sources pipeline files can come from.
     sources: Arc<Sources>,
+    /// The connection budget of body transfers, shared by every run of this fetcher.
+    budget: Arc<Budget>,
+    /// The small budget of metadata requests to the API host.
+    api: Arc<tokio::sync::Semaphore>,
 }
 
 /// Maps request URLs to the file they transfer, for retry events.
@@ -210,9 +214,16 @@ impl FetcherBuilder {
         self
     }
 
-    /// Concurrent connections across all files (default 8).
+    /// Exactly `n` concurrent connections across all files, instead of a budget that adapts to
+    /// the link (the default).
     pub fn connections(mut self, n: usize) -> Self {
-        self.settings.connections = n.max(1);
+        self.settings.connections = Some(n.max(1));
+        self
+    }
+
+    /// The cap of the adaptive connection budget (default 64).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.settings.max_connections = n.max(1);
         self
     }
 
@@ -253,18 +264,17 @@ impl FetcherBuilder {
         let offline = self.offline.unwrap_or(env.offline);
         let reporter = self.reporter.unwrap_or_else(|| Arc::new(NoProgress));
         let urls: UrlRegistry = Arc::default();
+        let budget = Budget::new(self.settings.mode(), Arc::clone(&reporter));
+        let observer = || retry_observer(Arc::clone(&reporter), Arc::clone(&urls), &budget);
         let client = match self.client {
-            Some(client) => client.with_added_retry_observer(retry_observer(
-                Arc::clone(&reporter),
-                Arc::clone(&urls),
-            )),
+            Some(client) => client.with_added_retry_observer(observer()),
             None => {
                 // Timeouts, the rate floor and the retry budget come from the environment too.
                 let mut builder = HubClient::builder_from_env(&env)
                     .endpoint(self.endpoint.as_deref().unwrap_or(env.endpoint.as_str()))
                     .token(self.token.or_else(|| env.token.clone()))
                     .offline(offline)
-                    .on_retry(retry_observer(Arc::clone(&reporter), Arc::clone(&urls)));
+                    .on_retry(observer());
                 if let Some(origin) = &env.user_agent_origin {
                     builder = builder.user_agent(format!(
                         "pipefetch/{}; origin/{origin}",
@@ -297,6 +307,8 @@ impl FetcherBuilder {
             offline,
             urls,
             sources: Arc::new(self.sources),
+            budget,
+            api: Arc::new(tokio::sync::Semaphore::new(engine::budget::API_CONNECTIONS)),
         })
     }
 }
@@ -372,11 +384,13 @@ impl Fetcher {
         f
     }
 
-    /// A fresh engine for one run (its own counters, the fetcher's budget size).
+    /// A fresh engine for one run (its own counters, the fetcher's connection budgets).
     pub(crate) fn engine(&self) -> Engine {
         Engine::new(
             self.client.clone(),
             self.settings.clone(),
+            Arc::clone(&self.budget),
+            Arc::clone(&self.api),
             self.reporter.clone(),
             Arc::new(Tracker::default()),
             Arc::clone(&self.urls),
@@ -392,6 +406,16 @@ impl Fetcher {
         cached_bytes: u64,
     ) -> Engine {
         let engine = self.engine();
+        let budget = engine.budget();
+        tracing::info!(
+            "connection budget: {} ({})",
+            budget.limit(),
+            if budget.is_adaptive() {
+                format!("adaptive, up to {}", self.settings.max_connections)
+            } else {
+                "fixed".to_string()
+            }
+        );
         let tracker = engine.tracker();
         tracker.bytes_total.store(total_bytes, Ordering::Relaxed);
         tracker.files_total.store(files, Ordering::Relaxed);
@@ -436,6 +460,8 @@ impl Fetcher {
                         rate_bps: rate,
                         active_files: tracker.active_files.load(Ordering::Relaxed),
                         stalled_ms: if instant > 0 { 0 } else { tracker.stalled_ms() },
+                        connections: engine.budget().limit() as u64,
+                        active_connections: engine.budget().in_flight() as u64,
                     });
                 }
             }
@@ -474,13 +500,33 @@ pub(crate) async fn join_transfers(mut set: tokio::task::JoinSet<Result<u64>>) -
 }
 
 /// Turns the client's retry callbacks into [`Event::Retry`], attributed to a file when the URL is
-/// one the engine is transferring.
+/// one the engine is transferring; on those, throttling and broken connections are also signals
+/// to the connection budget (metadata requests to the API host are not: they have their own).
 fn retry_observer(
     reporter: SharedReporter,
     urls: UrlRegistry,
+    budget: &Arc<Budget>,
 ) -> pipefetch_hub_client::RetryObserver {
+    let budget = Arc::downgrade(budget);
     Arc::new(move |e: &pipefetch_hub_client::RetryEvent| {
         let file = urls.lock().ok().and_then(|map| map.get(&e.url).copied());
+        if file.is_some()
+            && let Some(budget) = budget.upgrade()
+        {
+            use engine::budget::Signal;
+            use pipefetch_hub_client::RetryReason as R;
+            let signal = match &e.reason {
+                R::Status(status @ (429 | 503)) => Some(Signal::Throttled {
+                    status: *status,
+                    wait: (!e.wait.is_zero()).then_some(e.wait),
+                }),
+                R::Connection | R::BodyCut | R::Timeout => Some(Signal::Broken),
+                _ => None,
+            };
+            if let Some(signal) = signal {
+                budget.signal(signal);
+            }
+        }
         let reason = match &e.reason {
             pipefetch_hub_client::RetryReason::Status(code) => format!("HTTP {code}"),
             pipefetch_hub_client::RetryReason::Timeout => "timed out or too slow".to_string(),

@@ -8,27 +8,33 @@
 //! transfer is active a [`Event::Heartbeat`] arrives at least once a second, even when no byte moves,
 //! so a relay can tell "stalled but alive" from "dead".
 //!
-//! # The JSON lines schema (version 1)
-//! One object per line, always with `"v": 1` and an `"event"` tag; fields are exactly those of the
-//! variant below (snake_case). New variants or fields may be added within version 1; a field is never
-//! removed or changes meaning without bumping `v`.
+//! # The JSON lines schema (version 2)
+//! One object per line, always with `"v": 2` and an `"event"` tag; fields are exactly those of the
+//! variant below (snake_case). New variants or fields may be added within a version; a field is
+//! never removed or changes meaning without bumping `v`.
 //! ```text
-//! {"v":1,"event":"plan","files":12,"total_bytes":2147483648,"cached_files":2,"cached_bytes":1024}
-//! {"v":1,"event":"file_started","file":3,"repo":"org/name","path":"unet/x.safetensors","size":1024,"resumed":0}
-//! {"v":1,"event":"progress","file":3,"bytes_done":512,"bytes_total":1024}
-//! {"v":1,"event":"retry","file":3,"reason":"HTTP 503","attempt":1,"wait_ms":1000}
-//! {"v":1,"event":"file_done","file":3,"bytes":1024,"downloaded":1024}
-//! {"v":1,"event":"file_failed","file":3,"error":"..."}
-//! {"v":1,"event":"heartbeat","bytes_done":512,"bytes_total":2048,"rate_bps":1000,"active_files":1,"stalled_ms":0}
-//! {"v":1,"event":"done","files":12,"bytes_downloaded":2048,"elapsed_ms":5000}
+//! {"v":2,"event":"plan","files":12,"total_bytes":2147483648,"cached_files":2,"cached_bytes":1024}
+//! {"v":2,"event":"file_started","file":3,"repo":"org/name","path":"unet/x.safetensors","size":1024,"resumed":0}
+//! {"v":2,"event":"progress","file":3,"bytes_done":512,"bytes_total":1024}
+//! {"v":2,"event":"retry","file":3,"reason":"HTTP 503","attempt":1,"wait_ms":1000}
+//! {"v":2,"event":"budget","connections":16,"previous":8,"reason":"slow start: goodput ×1.98 at 16 connections (640 MB/s)"}
+//! {"v":2,"event":"file_done","file":3,"bytes":1024,"downloaded":1024}
+//! {"v":2,"event":"file_failed","file":3,"error":"..."}
+//! {"v":2,"event":"heartbeat","bytes_done":512,"bytes_total":2048,"rate_bps":1000,"active_files":1,"stalled_ms":0,"connections":16,"active_connections":12}
+//! {"v":2,"event":"done","files":12,"bytes_downloaded":2048,"elapsed_ms":5000}
 //! ```
+//!
+//! Version 2 (from version 1): the connection budget adapts at run time, so it is reported — a
+//! `budget` event whenever it changes, and `connections` / `active_connections` in every
+//! heartbeat. `file_done.downloaded` counts every byte received for the file, including the few
+//! a raced connection delivered twice. Everything else is as in version 1.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 
 /// The version of the JSON-lines schema, written into every line as `"v"`.
-pub const EVENT_SCHEMA_VERSION: u32 = 1;
+pub const EVENT_SCHEMA_VERSION: u32 = 2;
 
 /// Identifies one file within one run (stable for the run, assigned in plan order).
 pub type FileId = u64;
@@ -112,6 +118,19 @@ pub enum Event {
         active_files: u64,
         /// Milliseconds since the last byte arrived (0 while bytes flow).
         stalled_ms: u64,
+        /// The connection budget now: how many body transfers may run at once.
+        connections: u64,
+        /// Connections in use now.
+        active_connections: u64,
+    },
+    /// The connection budget changed (it adapts to the link unless pinned).
+    Budget {
+        /// The new budget.
+        connections: u64,
+        /// The budget before.
+        previous: u64,
+        /// Why (`slow start: …`, `throttled (HTTP 429)`, `no gain: …`, `a connection broke`).
+        reason: String,
     },
     /// All work ended (successfully or not: failures were reported before).
     Done {
@@ -137,7 +156,7 @@ impl Event {
             v: EVENT_SCHEMA_VERSION,
             event: self,
         })
-        .unwrap_or_else(|_| String::from("{\"v\":1,\"event\":\"unserialisable\"}"))
+        .unwrap_or_else(|_| String::from("{\"v\":2,\"event\":\"unserialisable\"}"))
     }
 }
 
@@ -182,7 +201,7 @@ mod tests {
         .to_json_line();
         assert_eq!(
             line,
-            r#"{"v":1,"event":"progress","file":3,"bytes_done":512,"bytes_total":1024}"#
+            r#"{"v":2,"event":"progress","file":3,"bytes_done":512,"bytes_total":1024}"#
         );
         let line = Event::Retry {
             file: None,
@@ -193,7 +212,7 @@ mod tests {
         .to_json_line();
         assert_eq!(
             line,
-            r#"{"v":1,"event":"retry","file":null,"reason":"HTTP 503","attempt":2,"wait_ms":1500}"#
+            r#"{"v":2,"event":"retry","file":null,"reason":"HTTP 503","attempt":2,"wait_ms":1500}"#
         );
     }
 }

@@ -1,15 +1,20 @@
 //! Resumable partial downloads: which byte ranges of a `.incomplete` file are already written.
 //!
-//! A partial blob `blobs/<etag>.<rand>.incomplete` may be written by several ranges at once, so its
-//! length alone does not say what is valid. Beside it, `<partial>.state` records, per range, how many
-//! bytes from its start are on disk. It is rewritten atomically (temp + rename) whenever a range
-//! completes and about once a second while bytes flow, so a killed process (Ctrl-C, OOM, a lost
-//! pod) leaves at most a second of work unrecorded. The next run adopts the partial, skips completed
-//! ranges, continues the others where they stopped, and hashes the whole file as usual: the digest
-//! check at the end covers the resumed bytes too, and a mismatch discards the partial and starts
-//! again from zero.
+//! A partial file (`blobs/<etag>.<rand>.incomplete` in the Hub cache, `partial/<key>.<rand>.incomplete`
+//! in the URL cache) may be written by several ranges at once, so its length alone does not say
+//! what is valid. Beside it, `<partial>.state` records, per range, how many bytes from its start
+//! are on disk. It is rewritten atomically (temp + rename) whenever a range completes or is split,
+//! and about once a second while bytes flow; a connection's buffered bytes are written within a
+//! second too. So a killed process (Ctrl-C, OOM, a lost pod) leaves at most a couple of seconds of
+//! work unrecorded, and never a record of bytes that are not on disk. The next run adopts the
+//! partial, skips completed ranges, continues the others where they stopped, and hashes the whole
+//! file as usual: the digest check at the end covers the resumed bytes too, and a mismatch
+//! discards the partial and starts again from zero.
 //!
-//! The format is versioned (`"version": 1`); a state file of another version, or one describing a
+//! Work stealing splits a range in two (`[a, c, d]` becomes `[a, b, d']` and `[b, c, 0]`): the
+//! ranges still tile the file and each still records what is on disk from its start, so the format
+//! did not change and stays version 1 — files written before work stealing resume as they are,
+//! and an older pipefetch resumes ours. A state file of another version, or one describing a
 //! different blob or size, is ignored (the partial is then not resumed). huggingface_hub ignores
 //! both files: it only lists `*.incomplete` as incomplete downloads.
 
@@ -17,8 +22,6 @@ use std::fs;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -47,11 +50,6 @@ impl ChunkTable {
             size,
             chunks: ranges.iter().map(|r| (r.start, r.end, 0)).collect(),
         }
-    }
-
-    /// The ranges.
-    pub fn ranges(&self) -> Vec<Range<u64>> {
-        self.chunks.iter().map(|c| c.0..c.1).collect()
     }
 
     /// Bytes on disk, over all ranges.
@@ -118,51 +116,6 @@ pub fn persist(partial: &Path, table: &ChunkTable) -> io::Result<()> {
 /// Removes the sidecar (the partial was committed or discarded).
 pub fn remove(partial: &Path) {
     let _ = fs::remove_file(state_path(partial));
-}
-
-/// A chunk table shared by the ranges of one transfer, persisted at most once a second (and at
-/// every completed range).
-#[derive(Debug)]
-pub struct SharedTable {
-    partial: PathBuf,
-    inner: Mutex<(ChunkTable, Instant)>,
-}
-
-impl SharedTable {
-    /// Wraps `table` for the partial at `partial`.
-    pub fn new(partial: PathBuf, table: ChunkTable) -> SharedTable {
-        SharedTable {
-            partial,
-            inner: Mutex::new((table, Instant::now())),
-        }
-    }
-
-    /// Records that range `index` has `done` bytes on disk; persists when a range completed or a
-    /// second passed. Blocking (small file write): call from blocking contexts.
-    pub fn record(&self, index: usize, done: u64) {
-        let Ok(mut guard) = self.inner.lock() else {
-            return;
-        };
-        let (table, last) = &mut *guard;
-        let Some(chunk) = table.chunks.get_mut(index) else {
-            return;
-        };
-        chunk.2 = done.min(chunk.1 - chunk.0);
-        let complete = chunk.2 == chunk.1 - chunk.0;
-        if complete || last.elapsed() >= Duration::from_secs(1) {
-            *last = Instant::now();
-            if let Err(e) = persist(&self.partial, table) {
-                tracing::debug!("could not record download state: {e}");
-            }
-        }
-    }
-
-    /// Persists now (before giving up on a transfer, so the next run resumes from here).
-    pub fn flush(&self) {
-        if let Ok(guard) = self.inner.lock() {
-            let _ = persist(&self.partial, &guard.0);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -11,13 +11,26 @@
 //!   entries/<sha256 of the URL>.json          {version, url, sha256, size, etag, content_type,
 //!                                              filename, fetched_at}
 //!   partial/<sha256 of the URL>.<rand>.incomplete        an interrupted download
-//!   partial/<sha256 of the URL>.<rand>.incomplete.json   its validators (size, ETag) and a
-//!                                                        checkpoint: the sha256 of its first N bytes
+//!   partial/<sha256 of the URL>.<rand>.incomplete.json   its validators (size, ETag) and, for one
+//!                                                        stream, a checkpoint: the sha256 of its
+//!                                                        first N bytes
+//!   partial/<sha256 of the URL>.<rand>.incomplete.state  for a download in ranges: which bytes of
+//!                                                        each range are on disk (the engine's
+//!                                                        record, as for Hub blobs)
 //! ```
 //!
 //! The version is in the folder name and in every JSON file: another format means another folder.
 //! A `token` query parameter is dropped from the URL before it names anything, so a key pasted
 //! into a URL never lands on disk and the same model is one entry whoever asks for it.
+//!
+//! # In ranges or in one stream
+//! Pipelines fetch URLs through the shared engine (`Engine::fetch_url`, in `url_source/ranged.rs`): a first
+//! request asks for `Range: bytes=N-`. A server that answers `206` with the file's total size gets
+//! the engine's treatment, like a Hub file: parallel ranges under the connection budget, work
+//! stealing, stragglers raced, the `.state` record for resume, and the sha256 computed while the
+//! bytes land; the checks below are made before the first byte (the content type, the first
+//! bytes) and at the end (the framing, the pin). Any other answer is the whole file, taken as the
+//! first answer of the one-stream path below ([`fetch_url`]), which `-v` says.
 //!
 //! # What a fetch does
 //! 1. **Cache first.** An entry whose blob exists with the recorded size (and, when the spec pins a
@@ -59,7 +72,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use pipefetch_hub_client::{
-    Auth, BodySink, ByteRange, DownloadHead, HubClient, ResponseInfo, Token, Url,
+    Auth, BodySink, ByteRange, ByteStream, DownloadHead, HubClient, ResponseInfo, Token, Url,
 };
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
@@ -67,6 +80,9 @@ use sha2::Digest as _;
 use crate::engine::blocking;
 use crate::error::{Error, Result};
 use crate::verify::Hasher;
+
+mod landing;
+mod ranged;
 
 /// The version of the entry and sidecar formats (also in the folder name, `url-cache-v1`).
 const FORMAT_VERSION: u32 = 1;
@@ -276,11 +292,16 @@ impl UrlCache {
     /// "N bytes left"); 0 when there is none. Small blocking file I/O.
     pub fn partial_bytes(&self, url: &str) -> u64 {
         let id = cache_url(url);
-        self.partial_candidates(&key(&id), &id)
+        let k = key(&id);
+        let stream = self
+            .partial_candidates(&k, &id)
             .into_iter()
-            .map(|(state, _)| state.verified_len)
-            .max()
-            .unwrap_or(0)
+            .map(|(state, _)| state.verified_len);
+        let ranged = self
+            .ranged_candidates(&k, &id)
+            .into_iter()
+            .map(|c| c.table.done_bytes());
+        stream.chain(ranged).max().unwrap_or(0)
     }
 
     /// Re-hashes a cached entry's blob (for `check --verify`): whether it still has its size and
@@ -341,43 +362,9 @@ impl UrlCache {
     /// against the checkpoint. Blocking.
     fn adopt_partial(&self, key: &str, id: &str) -> Option<Partial> {
         for (state, sidecar) in self.partial_candidates(key, id) {
-            let data = data_path(&sidecar);
-            // A live writer touches its data (every write) or its sidecar (on claiming it).
-            let idle = [&data, &sidecar].iter().all(|p| {
-                fs::metadata(p)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age >= ABANDONED_AFTER)
-            });
-            if !state.released && !idle {
-                // Its writer may still be running (where locks do not work we cannot ask it).
+            let Some((new_data, new_sidecar)) = self.claim(key, &state, &sidecar) else {
                 continue;
-            }
-            // Renaming the sidecar out of sight is the claim: of two processes, exactly one
-            // succeeds, and no other sees the partial until its new sidecar says it is taken.
-            let new_data = self
-                .partial_dir()
-                .join(format!("{key}.{}.incomplete", rand_suffix()));
-            let new_sidecar = sidecar_path(&new_data);
-            let mut claim = new_sidecar.as_os_str().to_owned();
-            claim.push(".claim");
-            let claim = PathBuf::from(claim);
-            if fs::rename(&sidecar, &claim).is_err() {
-                continue;
-            }
-            let taken = PartialState {
-                released: false,
-                ..state.clone()
             };
-            let moved =
-                fs::rename(&data, &new_data).and_then(|()| write_json(&new_sidecar, &taken));
-            let _ = fs::remove_file(&claim);
-            if moved.is_err() {
-                let _ = fs::remove_file(&new_data);
-                let _ = fs::remove_file(&new_sidecar);
-                continue;
-            }
             match reopen_partial(&new_data, &state) {
                 Ok(Some((file, hasher, head))) => {
                     return Some(Partial {
@@ -402,6 +389,58 @@ impl UrlCache {
             }
         }
         None
+    }
+
+    /// Claims the partial whose sidecar is `sidecar` (with `state`) for this process, unless its
+    /// writer may still be running: moves it (data, sidecar, and a ranged download's `.state`) to a
+    /// new name of its own. Returns the new data and sidecar paths. Blocking.
+    fn claim(&self, key: &str, state: &PartialState, sidecar: &Path) -> Option<(PathBuf, PathBuf)> {
+        let data = data_path(sidecar);
+        // A live writer touches its data (every write) or its sidecar (on claiming it).
+        let idle = [&data, &sidecar.to_path_buf()].iter().all(|p| {
+            fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= ABANDONED_AFTER)
+        });
+        if !state.released && !idle {
+            // Its writer may still be running (where locks do not work we cannot ask it).
+            return None;
+        }
+        // Renaming the sidecar out of sight is the claim: of two processes, exactly one
+        // succeeds, and no other sees the partial until its new sidecar says it is taken.
+        let new_data = self
+            .partial_dir()
+            .join(format!("{key}.{}.incomplete", rand_suffix()));
+        let new_sidecar = sidecar_path(&new_data);
+        let mut claim = new_sidecar.as_os_str().to_owned();
+        claim.push(".claim");
+        let claim = PathBuf::from(claim);
+        fs::rename(sidecar, &claim).ok()?;
+        let taken = PartialState {
+            released: false,
+            ..state.clone()
+        };
+        let moved = fs::rename(&data, &new_data).and_then(|()| {
+            // A ranged download's record of which bytes are on disk moves with its data.
+            match fs::rename(
+                crate::resume::state_path(&data),
+                crate::resume::state_path(&new_data),
+            ) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            write_json(&new_sidecar, &taken)
+        });
+        let _ = fs::remove_file(&claim);
+        if moved.is_err() {
+            let _ = fs::remove_file(&new_data);
+            let _ = fs::remove_file(&new_sidecar);
+            crate::resume::remove(&new_data);
+            return None;
+        }
+        Some((new_data, new_sidecar))
     }
 
     /// A fresh, empty partial download of `id`. Blocking.
@@ -500,28 +539,47 @@ pub async fn fetch_url(
     on_bytes: &(dyn Fn(u64, u64) + Send + Sync),
 ) -> Result<UrlEntry> {
     let id = cache_url(req.url.as_str());
-    let pin = match &req.sha256 {
-        Some(p) if is_sha256_hex(p.trim()) => Some(p.trim().to_ascii_lowercase()),
-        Some(p) => {
-            return Err(Error::Invalid(format!(
-                "{id}: the sha256 pin {p:?} is not 64 hexadecimal digits"
-            )));
-        }
-        None => None,
-    };
-    let (c, i) = (cache.clone(), id.clone());
-    let cached = blocking(move || c.lookup(&i)).await?;
-    if let Some(entry) = cached
-        && pin.as_ref().is_none_or(|p| *p == entry.sha256)
-    {
+    let pin = pin_of(req, &id)?;
+    if let Some(entry) = cached(cache, &id, pin.as_deref()).await? {
         on_bytes(entry.size, entry.size);
         return Ok(entry);
     }
+    fetch_stream(client, cache, req, &id, pin, on_bytes, None).await
+}
 
-    let (c, i) = (cache.clone(), id.clone());
+/// The spec's pin, checked and lowercased.
+fn pin_of(req: &UrlRequest, id: &str) -> Result<Option<String>> {
+    match &req.sha256 {
+        Some(p) if is_sha256_hex(p.trim()) => Ok(Some(p.trim().to_ascii_lowercase())),
+        Some(p) => Err(Error::Invalid(format!(
+            "{id}: the sha256 pin {p:?} is not 64 hexadecimal digits"
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// The cached entry of `id`, if present (and matching the pin).
+async fn cached(cache: &UrlCache, id: &str, pin: Option<&str>) -> Result<Option<UrlEntry>> {
+    let (c, i) = (cache.clone(), id.to_string());
+    let found = blocking(move || c.lookup(&i)).await?;
+    Ok(found.filter(|entry| pin.is_none_or(|p| p == entry.sha256)))
+}
+
+/// Downloads `id` in one stream (resuming an earlier partial with `Range` when the server allows),
+/// checks and commits it. `first` is an answer already received (to a request from byte 0).
+async fn fetch_stream(
+    client: &HubClient,
+    cache: &UrlCache,
+    req: &UrlRequest,
+    id: &str,
+    pin: Option<String>,
+    on_bytes: &(dyn Fn(u64, u64) + Send + Sync),
+    first: Option<(ByteStream, DownloadHead)>,
+) -> Result<UrlEntry> {
+    let (c, i, fresh) = (cache.clone(), id.to_string(), first.is_some());
     let partial = blocking(move || {
         let k = key(&i);
-        match c.adopt_partial(&k, &i) {
+        match (!fresh).then(|| c.adopt_partial(&k, &i)).flatten() {
             Some(partial) => Ok(partial),
             None => c.new_partial(&k, &i),
         }
@@ -535,11 +593,11 @@ pub async fn fetch_url(
     }
     let mut sink = UrlSink::new(partial, expects_weights(&req.name), on_bytes);
     let ctx = Ctx {
-        url: &id,
+        url: id,
         req,
         dir: cache.partial_dir(),
     };
-    match transfer(client, &ctx, &mut sink).await {
+    match transfer(client, &ctx, &mut sink, first).await {
         Ok(()) => {
             let total = sink.total();
             let parts = sink
@@ -550,7 +608,12 @@ pub async fn fetch_url(
                 Ok(parts) => parts,
                 Err(e) => return Err(e),
             };
-            let (c, i, name, auth) = (cache.clone(), id, req.name.clone(), req.auth.is_some());
+            let (c, i, name, auth) = (
+                cache.clone(),
+                id.to_string(),
+                req.name.clone(),
+                req.auth.is_some(),
+            );
             blocking(move || commit(&c, &i, &name, auth, pin.as_deref(), parts)).await
         }
         Err(e) => {
@@ -601,8 +664,13 @@ impl Ctx<'_> {
 }
 
 /// Streams the URL into `sink`, resuming the sink's bytes when the server still serves the same
-/// file.
-async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> Result<()> {
+/// file. `first` is an answer already received for the sink's position.
+async fn transfer(
+    client: &HubClient,
+    ctx: &Ctx<'_>,
+    sink: &mut UrlSink<'_>,
+    mut first: Option<(ByteStream, DownloadHead)>,
+) -> Result<()> {
     let url = &ctx.req.url;
     let auth = ctx.req.auth.as_ref();
     let mut changes = 0;
@@ -613,7 +681,11 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
             return Ok(());
         }
         let range = (from > 0).then_some(ByteRange::from(from..));
-        let (mut stream, head) = match client.get_stream(url, auth, range).await {
+        let answer = match first.take() {
+            Some(answer) => Ok(answer),
+            None => client.get_stream(url, auth, range).await,
+        };
+        let (mut stream, head) = match answer {
             Ok(answer) => answer,
             Err(e) if from > 0 && http_status(&e) == Some(416) => {
                 // The file shrank or changed: what we have cannot be continued.
@@ -648,7 +720,7 @@ async fn transfer(client: &HubClient, ctx: &Ctx<'_>, sink: &mut UrlSink<'_>) -> 
                     continue;
                 }
             }
-        } else if head.status != 200 {
+        } else if head.status != 200 && head.content_range.is_none_or(|(first, _, _)| first != 0) {
             return Err(ctx.transfer_error(pipefetch_hub_client::Error::Protocol {
                 url: pipefetch_hub_client::redact_url(&head.final_url),
                 what: format!("status {} to a request without Range", head.status),

@@ -18,6 +18,9 @@ pub enum Expected {
     GitSha1(String),
     /// Nothing known: only the size is checked.
     Unknown,
+    /// Nothing known, but the sha256 is computed while the bytes land (a URL without a pin: the
+    /// blob is named by it).
+    AnySha256,
 }
 
 impl Expected {
@@ -34,7 +37,7 @@ impl Expected {
     /// A hasher for this digest, for a file of `size` bytes (the git header needs the size).
     pub fn hasher(&self, size: u64) -> Hasher {
         match self {
-            Expected::Sha256(_) => Hasher::Sha256(Box::default()),
+            Expected::Sha256(_) | Expected::AnySha256 => Hasher::Sha256(Box::default()),
             Expected::GitSha1(_) => {
                 let mut h = sha1::Sha1::new();
                 h.update(format!("blob {size}\0").as_bytes());
@@ -48,14 +51,14 @@ impl Expected {
     pub fn hex(&self) -> Option<&str> {
         match self {
             Expected::Sha256(h) | Expected::GitSha1(h) => Some(h),
-            Expected::Unknown => None,
+            Expected::Unknown | Expected::AnySha256 => None,
         }
     }
 
     /// The algorithm's name, for messages.
     pub fn algorithm(&self) -> &'static str {
         match self {
-            Expected::Sha256(_) => "sha256",
+            Expected::Sha256(_) | Expected::AnySha256 => "sha256",
             Expected::GitSha1(_) => "git-sha1",
             Expected::Unknown => "none",
         }

@@ -22,6 +22,13 @@ pub trait BodySink: Send {
 
     /// The absolute offset of the next byte expected.
     fn position(&self) -> u64;
+
+    /// Whether the sink wants no more bytes although its range is not over: another connection
+    /// took the rest of it (work stealing). The download then ends successfully at once; the
+    /// connection, whose body was not read to its end, is closed.
+    fn finished(&self) -> bool {
+        false
+    }
 }
 
 /// A growable in-memory sink (the file's bytes from offset 0).
@@ -179,7 +186,7 @@ impl HubClient {
         let mut resumes = 0;
         loop {
             let from = sink.position();
-            let result = if state.expected_end == Some(from) {
+            let result = if state.expected_end == Some(from) || sink.finished() {
                 Ok(())
             } else {
                 self.download_attempt(url, auth, range, sink, &mut state)
@@ -374,9 +381,13 @@ impl HubClient {
                 }
             }
             sink.write(chunk).await.map_err(io)?;
+            if sink.finished() {
+                return Ok(());
+            }
         }
         if let Some(end) = state.expected_end
             && sink.position() < end
+            && !sink.finished()
         {
             return Err(Error::BodyCut {
                 url: redact_url(&final_url),

@@ -10,6 +10,7 @@ use http::HeaderMap;
 /// The delay before attempt `n + 1` is `base_delay × 2^(n-1)` capped at `max_delay`, reduced by up
 /// to `jitter` (a fraction) at random so that many workers do not retry in lockstep. A wait the
 /// server asks for (`Retry-After`, `RateLimit: …;r=0;t=N`) replaces it, capped at `max_server_wait`.
+/// A download whose body broke after bytes arrived resumes at once (no delay): the server is up.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in total, including the first (at least 1).

@@ -225,6 +225,7 @@ impl MirrorBuilder {
                 key_id: credentials.masked_key_id(),
                 part_size,
                 slots: Arc::new(Semaphore::new(self.upload_slots.max(1))),
+                slot_count: self.upload_slots.max(1),
             }),
         })
     }
@@ -268,6 +269,8 @@ pub(crate) struct Inner {
     pub(crate) part_size: u64,
     /// Bounds the parts in memory and in flight across every upload.
     pub(crate) slots: Arc<Semaphore>,
+    /// How many slots there are.
+    pub(crate) slot_count: usize,
 }
 
 impl fmt::Debug for Mirror {

@@ -26,8 +26,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -138,7 +138,8 @@ impl Mirror {
             (Some(folder.path), folder.downloaded_bytes)
         };
 
-        let run = Run::new(reporter, &blobs, &present);
+        let slots = (Arc::clone(&self.inner.slots), self.inner.slot_count as u64);
+        let run = Run::new(reporter, &blobs, &present, slots);
         let missing: Vec<(u64, &Blob)> = blobs
             .iter()
             .zip(&present)
@@ -381,13 +382,20 @@ struct Run<'a> {
     /// Bytes the store acknowledged in this run.
     bytes_sent: AtomicU64,
     active: AtomicU64,
+    /// The mirror's upload slots (parts in flight) and how many there are.
+    slots: (Arc<tokio::sync::Semaphore>, u64),
     /// When the last acknowledgement arrived.
     last_ack: Mutex<Instant>,
 }
 
 impl<'a> Run<'a> {
     /// A run over `blobs`, of which those `present` need nothing; sends the `plan` event.
-    fn new(reporter: &'a dyn Reporter, blobs: &[Blob], present: &[bool]) -> Run<'a> {
+    fn new(
+        reporter: &'a dyn Reporter,
+        blobs: &[Blob],
+        present: &[bool],
+        slots: (Arc<tokio::sync::Semaphore>, u64),
+    ) -> Run<'a> {
         let bytes_total = blobs.iter().map(|b| b.size).sum();
         let (cached_files, cached_bytes) = blobs
             .iter()
@@ -408,6 +416,7 @@ impl<'a> Run<'a> {
             bytes_done: AtomicU64::new(cached_bytes),
             bytes_sent: AtomicU64::new(0),
             active: AtomicU64::new(0),
+            slots,
             last_ack: Mutex::new(now),
         }
     }
@@ -443,6 +452,12 @@ impl<'a> Run<'a> {
                         rate_bps: rate,
                         active_files: self.active.load(Ordering::Relaxed),
                         stalled_ms: if instant > 0 { 0 } else { stalled },
+                        connections: self.slots.1,
+                        // Parts in flight hold the slots the semaphore lent out.
+                        active_connections: self
+                            .slots
+                            .1
+                            .saturating_sub(self.slots.0.available_permits() as u64),
                     });
                 }
             }

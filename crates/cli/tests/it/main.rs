@@ -112,7 +112,7 @@ async fn pull_prints_the_folder_last_and_check_tells_with_its_exit_code() {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).expect("json line"))
         .collect();
-    assert!(events.iter().all(|e| e["v"] == 1));
+    assert!(events.iter().all(|e| e["v"] == 2));
     assert_eq!(
         events.first().map(|e| e["event"].clone()),
         Some("plan".into())

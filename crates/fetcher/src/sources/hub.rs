@@ -404,7 +404,7 @@ impl FileOrigin for HubFile {
                 &listed,
             )
             .await?;
-        let downloaded = cx.engine.fetch(&job).await?;
+        let downloaded = cx.engine.fetch(&job).await?.downloaded;
         let (r, c, p, e) = (cache_repo, f.commit.clone(), f.path.clone(), f.etag.clone());
         blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
         Ok(Some(downloaded))

@@ -7,8 +7,6 @@
 //! error never lands as a model.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use pipefetch_hub_client::Url;
@@ -19,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::lock::{LockedFile, LockedSource};
 use crate::pipeline::check::ProblemKind;
 use crate::pipeline::plan::{PlanFile, Presence};
-use crate::progress::Event;
 use crate::url_source::{self, UrlRequest};
 use crate::verify::Expected;
 use crate::{Fetcher, engine::blocking};
@@ -177,44 +174,13 @@ impl FileOrigin for UrlOrigin {
             name: self.name.clone(),
             sha256: self.pin.clone(),
         };
-        let cache = fetcher.url_cache();
-        let id = cx.file_id();
-        cx.report(&Event::FileStarted {
-            file: id,
-            repo: request.url.host_str().unwrap_or("url").to_string(),
-            path: file.target.clone(),
-            size: file.size.unwrap_or(0),
-            resumed: cache.partial_bytes(request.url.as_str()),
-        });
-        let engine = cx.engine;
-        let tracker = Arc::clone(engine.tracker());
-        let reporter = Arc::clone(engine.reporter());
-        tracker.active_files.fetch_add(1, Ordering::Relaxed);
-        let last = AtomicU64::new(0);
-        let on_bytes = move |done: u64, total: u64| {
-            let before = last.swap(done, Ordering::Relaxed);
-            if done > before {
-                tracker
-                    .bytes_done
-                    .fetch_add(done - before, Ordering::Relaxed);
-                tracker
-                    .bytes_downloaded
-                    .fetch_add(done - before, Ordering::Relaxed);
-            }
-            reporter.report(&Event::Progress {
-                file: id,
-                bytes_done: done,
-                bytes_total: total,
-            });
-        };
-        let tracked = engine.track_urls(&[request.url.as_str()], id);
-        let result = url_source::fetch_url(fetcher.client(), &cache, &request, &on_bytes).await;
-        drop(tracked);
-        engine
-            .tracker()
-            .active_files
-            .fetch_sub(1, Ordering::Relaxed);
-        Ok(Some(result?.size))
+        // Ranges under the shared budget when the server allows them, one stream otherwise; the
+        // engine reports the file's events and keeps every byte for a resume.
+        let (_, downloaded) = cx
+            .engine
+            .fetch_url(cx.file_id(), &file.target, &request, &fetcher.url_cache())
+            .await?;
+        Ok(Some(downloaded))
     }
 
     fn local_path(&self, fetcher: &Fetcher) -> Result<Option<PathBuf>> {

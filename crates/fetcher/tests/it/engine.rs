@@ -301,9 +301,10 @@ async fn bytes_sent_again_after_an_inline_hash_are_hashed_from_disk() {
         .client(s.client(None))
         .cache_dir(s.cache_dir())
         .engine_settings(pipefetch_fetcher::EngineSettings {
-            connections: 2,
+            connections: Some(2),
             min_chunk: 4 << 20,
             max_chunk: 8 << 20,
+            ..Default::default()
         })
         .build()
         .expect("fetcher");

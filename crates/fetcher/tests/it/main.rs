@@ -1,5 +1,6 @@
 //! Integration tests of the fetcher against a real hub-server on 127.0.0.1:0.
 
+mod adaptive;
 mod download;
 mod engine;
 mod lock;

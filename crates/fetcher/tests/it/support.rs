@@ -114,9 +114,10 @@ impl Setup {
             .cache_dir(self.cache_dir())
             .offline(offline)
             .engine_settings(EngineSettings {
-                connections: 4,
+                connections: Some(4),
                 min_chunk: 256 * 1024,
                 max_chunk: 512 * 1024,
+                ..EngineSettings::default()
             })
             .reporter(Arc::new(move |e: &Event| {
                 events.lock().expect("events").push(e.clone())

@@ -73,9 +73,10 @@ impl World {
             .cache_dir(home.join("hub"))
             .offline(offline)
             .engine_settings(EngineSettings {
-                connections: 4,
+                connections: Some(4),
                 min_chunk: 1024,
                 max_chunk: 2048,
+                ..EngineSettings::default()
             })
             .reporter(Arc::new(move |e: &Event| {
                 events.lock().expect("events").push(e.clone())

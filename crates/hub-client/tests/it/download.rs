@@ -72,6 +72,8 @@ async fn resumes_after_a_cut_body() {
         assert_eq!(events[0].resume_from, Some(100_000));
         assert_eq!(events[0].attempt, 1);
         assert_eq!(events[0].reason, RetryReason::BodyCut);
+        // Bytes had arrived: the resume does not wait.
+        assert_eq!(events[0].wait, std::time::Duration::ZERO);
     })
     .await;
 }
