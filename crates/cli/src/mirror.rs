@@ -83,8 +83,31 @@ pub async fn run(args: MirrorArgs, global: &GlobalArgs) -> Result<ExitCode> {
     }
 }
 
+/// The mirror a pull reads first: `--mirror S3_URL`, else (`--mirror` alone, or no flag at all)
+/// `PIPEFETCH_MIRROR` when it is set, unless `--no-mirror`. `--mirror-only` without any mirror is
+/// an error.
+pub fn for_pull(
+    arg: Option<Option<String>>,
+    only: bool,
+    none: bool,
+    global: &GlobalArgs,
+) -> Result<Option<Mirror>> {
+    if none {
+        return Ok(None);
+    }
+    let named = arg.clone().flatten();
+    let from_env = MirrorEnv::from_env().mirror_location()?.is_some();
+    if named.is_none() && !from_env {
+        if arg.is_some() || only {
+            bail!("no mirror given: pass --mirror s3://BUCKET/PREFIX, or set PIPEFETCH_MIRROR");
+        }
+        return Ok(None);
+    }
+    open(named.as_deref(), global).map(Some)
+}
+
 /// The mirror named on the command line, else by `PIPEFETCH_MIRROR`, with the AWS variables.
-fn open(arg: Option<&str>, global: &GlobalArgs) -> Result<Mirror> {
+pub fn open(arg: Option<&str>, global: &GlobalArgs) -> Result<Mirror> {
     let env = MirrorEnv::from_env();
     let location: MirrorLocation = match arg {
         Some(text) => text.parse()?,
@@ -134,6 +157,7 @@ async fn push(args: PushArgs, global: &GlobalArgs) -> Result<ExitCode> {
     options.pull = PullOptions {
         out: args.out,
         skip_disk_check: args.no_disk_check,
+        ..PullOptions::default()
     };
     let reporter = Later {
         mode: global.progress,

@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use pipefetch_fetcher::pipeline::check::list_pipelines;
 use pipefetch_fetcher::pipeline::plan::{Plan, Presence};
 use pipefetch_fetcher::pipeline::pull::PullOptions;
+use pipefetch_fetcher::sources::MirrorOptions;
 use pipefetch_fetcher::{Fetcher, LoadedSpec, Lock, SpecLoadError, human_bytes};
 
 use crate::GlobalArgs;
@@ -71,6 +73,18 @@ pub struct PullArgs {
     /// Do not check free disk space first.
     #[arg(long)]
     no_disk_check: bool,
+    /// Fetch the files from a fleet's mirror first, s3://BUCKET/PREFIX [default with no value,
+    /// and without the flag when it is set: $PIPEFETCH_MIRROR]. Without --locked, the mirror's
+    /// lock of the pipeline says which files; a file the mirror lacks, or serves damaged, comes
+    /// from its origin (docs/mirror.md).
+    #[arg(long, value_name = "S3_URL", num_args = 0..=1, conflicts_with = "no_mirror")]
+    mirror: Option<Option<String>>,
+    /// Every file from the mirror, or fail naming the file.
+    #[arg(long, conflicts_with = "no_mirror")]
+    mirror_only: bool,
+    /// Ignore $PIPEFETCH_MIRROR.
+    #[arg(long)]
+    no_mirror: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -205,17 +219,51 @@ pub async fn pull(args: PullArgs, global: &GlobalArgs) -> Result<ExitCode> {
     let Loaded::Spec(s) = load(&args.spec, &fetcher, false).await? else {
         return Ok(ExitCode::from(INVALID_SPEC));
     };
-    let options = PullOptions {
+    let mirror = crate::mirror::for_pull(
+        args.mirror.clone(),
+        args.mirror_only,
+        args.no_mirror,
+        global,
+    )?;
+    let mut options = PullOptions {
         out: args.out,
         skip_disk_check: args.no_disk_check,
+        ..PullOptions::default()
     };
-    let folder = if args.lock.locked {
-        let lock = read_lock(&s, args.lock.lockfile.as_ref())?;
-        fetcher.pull_locked(&lock, &options).await
+    // The lock to follow: the spec's own with --locked, else the mirror's of this pipeline.
+    let lock = if args.lock.locked {
+        Some(read_lock(&s, args.lock.lockfile.as_ref())?)
+    } else if let Some(mirror) = &mirror {
+        match mirror.lock_for(&s).await {
+            Ok(lock) => Some(lock),
+            Err(e) if args.mirror_only => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "could not pull pipeline `{}` from the mirror",
+                    s.spec.name
+                )));
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{}; pulling `{}` from its origins",
+                    pipefetch_fetcher::render_chain(&e),
+                    s.spec.name
+                );
+                None
+            }
+        }
     } else {
-        fetcher
-            .download_diffusers_pipeline(&s.spec, &s.origin, &options)
-            .await
+        None
+    };
+    if let Some(mirror) = mirror {
+        options.mirror = MirrorOptions::with(Arc::new(mirror)).only(args.mirror_only);
+    }
+    let folder = match &lock {
+        Some(lock) => fetcher.pull_locked(lock, &options).await,
+        None => {
+            fetcher
+                .download_diffusers_pipeline(&s.spec, &s.origin, &options)
+                .await
+        }
     }
     .with_context(|| format!("could not pull pipeline `{}`", s.spec.name))?;
     eprintln!(
@@ -237,9 +285,7 @@ pub async fn check(args: CheckArgs, global: &GlobalArgs) -> Result<ExitCode> {
         let lock = read_lock(&s, args.lock.lockfile.as_ref())?;
         fetcher.is_available_locked(&lock, args.verify).await?
     } else {
-        fetcher
-            .is_available_locally(&s.spec, &s.origin, args.verify)
-            .await?
+        fetcher.is_available(&s, args.verify).await?
     };
     let spec = &s.spec;
     if args.json {

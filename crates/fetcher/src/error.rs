@@ -172,6 +172,17 @@ pub enum Error {
         /// The sha256 of the bytes received.
         actual: String,
     },
+    /// A file could not come from a fleet's mirror, and the pull may not fall back to its origin.
+    #[error("`{target}` could not come from the mirror {mirror}")]
+    Mirror {
+        /// The file's path in the pipeline folder.
+        target: String,
+        /// The mirror (`s3://bucket/prefix`, or a presigned URL's origin).
+        mirror: String,
+        /// Why.
+        #[source]
+        source: Box<Error>,
+    },
     /// What we were doing when an error of this crate happened.
     #[error("{what}")]
     Context {
@@ -256,6 +267,10 @@ impl Error {
             Error::Hub { source, .. } | Error::Transfer { source, .. } => source.hint(),
             Error::Cache(e) => e.hint(),
             Error::Context { source, .. } => source.hint(),
+            Error::Mirror { .. } => Some(
+                "push the pipeline to the mirror again (`pipefetch mirror push`), or pull without --mirror-only to take missing or damaged files from their origin"
+                    .to_string(),
+            ),
             Error::Select(e) => e.hint(),
             Error::NotCached { why, .. } => Some(if *why == "offline mode" {
                 "unset HF_HUB_OFFLINE (or set it to 0) to download it".to_string()

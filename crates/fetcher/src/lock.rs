@@ -27,6 +27,8 @@ use crate::engine::blocking;
 use crate::error::{Error, Result};
 use crate::pipeline::plan::{Plan, PlanFile, Presence, SpecOrigin, Transform};
 use crate::pipeline::pull::{PipelineFolder, PullOptions};
+use crate::sources::MirrorOptions;
+use crate::sources::mirror::MirroredOrigin;
 use crate::verify::Expected;
 use crate::{Availability, Fetcher};
 
@@ -206,11 +208,19 @@ impl Lock {
         Ok(())
     }
 
-    /// The plan of a lock: every file with its origin, nothing resolved. Presence is not known yet.
-    fn plan(&self, fetcher: &Fetcher) -> Result<Plan> {
+    /// The plan of a lock: every file with its origin (behind a mirror when there is one, or when
+    /// the file has a `mirror_url`), nothing resolved. Presence is not known yet.
+    fn plan(&self, fetcher: &Fetcher, mirror: &MirrorOptions) -> Result<Plan> {
         let mut files = Vec::with_capacity(self.files.len());
         for locked in &self.files {
             let origin = fetcher.sources().unlock(fetcher, locked)?;
+            let origin = MirroredOrigin::wrap(
+                origin.clone(),
+                &locked.sha256,
+                locked.mirror_url.as_deref(),
+                mirror,
+            )?
+            .unwrap_or(origin);
             let mut file = PlanFile::new(
                 locked.target.clone(),
                 origin,
@@ -321,15 +331,28 @@ impl Fetcher {
 
     /// The plan of a lock, with what is already here (stat calls only, never a request).
     pub async fn plan_locked(&self, lock: &Lock) -> Result<Plan> {
-        let plan = lock.plan(self)?;
+        let plan = lock.plan(self, &MirrorOptions::default())?;
         self.with_presence(plan).await
     }
 
     /// Pulls exactly the files of `lock` (nothing is resolved: a warm pull makes no request) and
-    /// assembles the folder.
+    /// assembles the folder. With [`PullOptions::mirror`], every missing file comes from the mirror
+    /// first. The lock is kept in `$HF_HOME/pipefetch/locks/`, so that [`Fetcher::is_available`]
+    /// answers for the spec later even where the spec cannot be planned offline.
     pub async fn pull_locked(&self, lock: &Lock, options: &PullOptions) -> Result<PipelineFolder> {
-        let plan = self.plan_locked(lock).await?;
-        self.pull_plan(plan, options).await
+        let plan = lock.plan(self, &options.mirror)?;
+        let plan = self.with_presence(plan).await?;
+        let folder = self.pull_plan(plan, options).await?;
+        let (lock, path) = (lock.clone(), self.kept_lock_path(&lock.spec_sha256));
+        blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            }
+            let unchanged = std::fs::read(&path).is_ok_and(|t| t == lock.to_json().as_bytes());
+            if unchanged { Ok(()) } else { lock.write(&path) }
+        })
+        .await?;
+        Ok(folder)
     }
 
     /// Whether every file of `lock` is here, complete (and, with `verify`, has the locked sha256).
@@ -337,6 +360,21 @@ impl Fetcher {
     pub async fn is_available_locked(&self, lock: &Lock, verify: bool) -> Result<Availability> {
         let plan = self.plan_locked(lock).await?;
         Ok(self.check_plan(plan, verify).await)
+    }
+
+    /// Where a locked pull keeps the lock of a spec with this text's sha256.
+    fn kept_lock_path(&self, spec_sha256: &str) -> PathBuf {
+        self.hf_home()
+            .join("pipefetch")
+            .join(format!("locks-v{LOCK_VERSION}"))
+            .join(format!("{spec_sha256}.lock"))
+    }
+
+    /// The lock a locked pull kept for a spec with this text, if any.
+    pub(crate) fn kept_lock(&self, spec_text: &str) -> Option<Lock> {
+        let lock = Lock::read(&self.kept_lock_path(&spec_sha256(spec_text))).ok()?;
+        lock.check_spec(spec_text).ok()?;
+        Some(lock)
     }
 }
 

@@ -321,6 +321,26 @@ impl UrlCache {
         self.root.join("entries").join(format!("{key}.json"))
     }
 
+    /// The blob `sha256` as a destination of the engine, for bytes of a URL that come from a
+    /// fleet's mirror (the URL itself is not asked); [`UrlCache::record`] names it afterwards.
+    pub(crate) fn content_blob(&self, sha256: &str) -> crate::engine::ContentBlob {
+        crate::engine::ContentBlob::new(self.root.join("blobs"), self.root.join("mirrored"), sha256)
+    }
+
+    /// Records that `url` is the blob `sha256` of `size` bytes (already in `blobs/`).
+    pub(crate) fn record(&self, url: &str, sha256: &str, size: u64) -> Result<()> {
+        let entry = UrlEntry {
+            url: cache_url(url),
+            sha256: sha256.to_string(),
+            size,
+            blob: self.blob_path(sha256),
+            filename: None,
+            content_type: None,
+            etag: None,
+        };
+        ranged::write_entry(self, &entry)
+    }
+
     fn blob_path(&self, sha256: &str) -> PathBuf {
         self.root.join("blobs").join(sha256)
     }

@@ -34,6 +34,50 @@ impl BlobLock {
     fn unheld(path: PathBuf) -> BlobLock {
         BlobLock { path, file: None }
     }
+
+    /// Takes the lock of the file at `path` (created, with its folders), waiting at most
+    /// `timeout`: for stores beside the Hub cache that want the same bounded, advisory lock.
+    /// Never fails: on any locking error, or when the timeout expires, the lock is unheld and a
+    /// warning logged.
+    pub fn acquire(path: PathBuf, timeout: Duration) -> BlobLock {
+        let file = match open_lock_file(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot open lock file; proceeding without the lock");
+                return BlobLock::unheld(path);
+            }
+        };
+        // Poll `try_lock` rather than block in `lock`, so that the wait is bounded.
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(5);
+        let mut logged = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => {
+                    return BlobLock {
+                        path,
+                        file: Some(file),
+                    };
+                }
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot lock; proceeding without the lock");
+                    return BlobLock::unheld(path);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(path = %path.display(), ?timeout, "lock still held by another process; proceeding without it");
+                return BlobLock::unheld(path);
+            }
+            if now.duration_since(logged) >= Duration::from_secs(10) {
+                tracing::info!(path = %path.display(), "still waiting for lock");
+                logged = now;
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
 }
 
 impl Drop for BlobLock {
@@ -80,44 +124,7 @@ impl CacheRepo {
 
     /// Like [`CacheRepo::lock`] with an explicit timeout.
     pub fn lock_with_timeout(&self, etag: &str, timeout: Duration) -> Result<BlobLock> {
-        let path = self.lock_path(etag)?;
-        let file = match open_lock_file(&path) {
-            Ok(file) => file,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot open lock file; proceeding without the lock");
-                return Ok(BlobLock::unheld(path));
-            }
-        };
-        // Poll `try_lock` rather than block in `lock`, so that the wait is bounded.
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(5);
-        let mut logged = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    return Ok(BlobLock {
-                        path,
-                        file: Some(file),
-                    });
-                }
-                Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(e)) => {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot lock; proceeding without the lock");
-                    return Ok(BlobLock::unheld(path));
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                tracing::warn!(path = %path.display(), ?timeout, "lock still held by another process; proceeding without it");
-                return Ok(BlobLock::unheld(path));
-            }
-            if now.duration_since(logged) >= Duration::from_secs(10) {
-                tracing::info!(path = %path.display(), "still waiting for lock");
-                logged = now;
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(250));
-        }
+        Ok(BlobLock::acquire(self.lock_path(etag)?, timeout))
     }
 
     /// Takes the blob lock of `etag` if it is free right now.

@@ -59,6 +59,7 @@ mod error;
 mod location;
 mod mirror;
 mod presign;
+pub mod pull;
 pub mod push;
 mod upload;
 
@@ -67,5 +68,6 @@ pub use error::{Error, RequestContext, Result};
 pub use location::{MirrorLocation, Sha256Hex, check_pipeline_name};
 pub use mirror::{LockKeys, MAX_LOCK_BYTES, MAX_PRESIGN_TTL, Mirror, MirrorBuilder, PresignedUrl};
 pub use presign::parse_expiry;
+pub use pull::PULL_URL_TTL;
 pub use push::{PushOptions, Pushed};
 pub use upload::{Upload, UploadProgress};

@@ -208,6 +208,7 @@ pub(crate) fn download_diffusers_pipeline(
         let options = PullOptions {
             out,
             skip_disk_check: !check_disk,
+            ..PullOptions::default()
         };
         let folder = if locked {
             // Exactly the files of the spec's lockfile (`pipefetch lock`), nothing resolved.
@@ -241,9 +242,7 @@ pub(crate) fn is_available_locally(
         let fetcher = settings.fetcher(reporter)?;
         // A hosted spec is read from the cache: this question never touches the network.
         let loaded = input.load(&fetcher, &spec_revision, true).await?;
-        let availability = fetcher
-            .is_available_locally(&loaded.spec, &loaded.origin, verify)
-            .await?;
+        let availability = fetcher.is_available(&loaded, verify).await?;
         let value = serde_json::to_value(&availability)
             .map_err(|e| Failure::new("PipefetchError", e.to_string()))?;
         json_result(value)

@@ -43,6 +43,7 @@ use tokio::sync::Semaphore;
 
 pub(crate) use budget::Budget;
 pub use budget::BudgetMode;
+pub use dest::content::ContentBlob;
 pub use dest::hub::HubBlob;
 pub use dest::{Destination, Landing};
 pub use sink::Tracker;

@@ -12,10 +12,10 @@ use serde::Serialize;
 
 use super::assemble::{self, MANIFEST};
 use super::plan::{Plan, SpecOrigin};
-use crate::Fetcher;
 use crate::engine::blocking;
 use crate::error::Result;
 use crate::verify::Expected;
+use crate::{Fetcher, LoadedSpec};
 
 /// The answer of [`Fetcher::is_available_locally`].
 #[derive(Debug, Clone, Serialize)]
@@ -130,6 +130,31 @@ impl Fetcher {
 }
 
 impl Fetcher {
+    /// Whether the pipeline of `spec` is here: planned from the cache alone, or, where that is not
+    /// possible (a pull from a lockfile or a mirror leaves no listing or `model_index.json` of the
+    /// base repo in the cache), from the spec's lockfile beside it, else from the lock the last
+    /// locked pull of exactly this spec kept. Never a request.
+    pub async fn is_available(&self, spec: &LoadedSpec, verify: bool) -> Result<Availability> {
+        let planned = self
+            .is_available_locally(&spec.spec, &spec.origin, verify)
+            .await?;
+        let unplannable = planned
+            .problems
+            .iter()
+            .any(|p| matches!(p.kind, ProblemKind::NotPlannable { .. }));
+        if !unplannable {
+            return Ok(planned);
+        }
+        let lock = spec
+            .read_lock(None)
+            .ok()
+            .or_else(|| self.kept_lock(&spec.text));
+        match lock {
+            Some(lock) => self.is_available_locked(&lock, verify).await,
+            None => Ok(planned),
+        }
+    }
+
     /// Checks every file of `plan` on disk (blocking work on the blocking pool).
     pub(crate) async fn check_plan(&self, plan: Plan, verify: bool) -> Availability {
         let fetcher = self.clone();

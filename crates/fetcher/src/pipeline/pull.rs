@@ -12,7 +12,7 @@ use crate::Fetcher;
 use crate::engine::blocking;
 use crate::error::{Error, Result, human_bytes};
 use crate::progress::Event;
-use crate::sources::FetchContext;
+use crate::sources::{FetchContext, MirrorOptions};
 
 /// Options of [`Fetcher::download_diffusers_pipeline`].
 #[derive(Debug, Clone, Default)]
@@ -21,6 +21,8 @@ pub struct PullOptions {
     pub out: Option<PathBuf>,
     /// Skip the free-disk check.
     pub skip_disk_check: bool,
+    /// A fleet's mirror to fetch a locked pull's files from first ([`Fetcher::pull_locked`]).
+    pub mirror: MirrorOptions,
 }
 
 /// An assembled pipeline folder.

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use pipefetch_hub_cache::{CacheRepo, FileState, Lookup};
@@ -16,8 +17,10 @@ use pipefetch_hub_client::{Repo, RepoId, RepoType};
 use pipefetch_spec::ComponentSource;
 use serde::{Deserialize, Serialize};
 
-use super::{ComponentRequest, FetchContext, FileOrigin, Origin, PlanContext, Source};
-use crate::engine::blocking;
+use super::{
+    ComponentRequest, FetchContext, FileOrigin, LandingPlace, Origin, PlanContext, Source,
+};
+use crate::engine::{HubBlob, blocking};
 use crate::error::{Error, Result};
 use crate::hf::Listed;
 use crate::lock::{LockedFile, LockedSource};
@@ -284,6 +287,26 @@ impl HubFile {
         Ok(Repo::new(self.repo_type, id))
     }
 
+    /// Records the branch the file was resolved from, on a cache that has no ref for it yet: a
+    /// locked or mirrored pull on a fresh cache lets tools resolving the branch offline
+    /// (huggingface_hub, diffusers) find the files. An existing ref is left alone (it may point at
+    /// a newer commit someone pulled since).
+    async fn record_ref(&self, cache_repo: &CacheRepo) -> Result<()> {
+        let (r, rev, c) = (
+            cache_repo.clone(),
+            self.fields.revision.clone(),
+            self.fields.commit.clone(),
+        );
+        blocking(move || {
+            if rev != c && r.resolve_revision(&rev)?.is_none() {
+                r.ensure_layout()?;
+                r.write_ref(&rev, &c)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// Whether the blob is in the cache with the plan's size.
     fn blob_ok(cache_repo: &CacheRepo, etag: &str, size: Option<u64>) -> bool {
         cache_repo
@@ -373,19 +396,8 @@ impl FileOrigin for HubFile {
             file.size,
         );
         let state = blocking(move || Ok(r.check_file(&c, &p, size)?)).await?;
-        let (r, rev, c) = (cache_repo.clone(), f.revision.clone(), f.commit.clone());
-        // A locked pull on a fresh cache records the branch too, so that tools resolving the
-        // branch offline (huggingface_hub, diffusers) find the files; an existing ref is left
-        // alone (it may point at a newer commit someone pulled since).
-        blocking(move || {
-            if rev != c && r.resolve_revision(&rev)?.is_none() {
-                r.ensure_layout()?;
-                r.write_ref(&rev, &c)?;
-            }
-            Ok(())
-        })
-        .await?;
         if matches!(state, FileState::Ok { .. }) {
+            self.record_ref(&cache_repo).await?;
             return Ok(None);
         }
         let listed = Listed {
@@ -405,9 +417,23 @@ impl FileOrigin for HubFile {
             )
             .await?;
         let downloaded = cx.engine.fetch(&job).await?.downloaded;
+        self.landed(cx, file).await?;
+        Ok(Some(downloaded))
+    }
+
+    fn landing(&self, fetcher: &Fetcher, _file: &PlanFile) -> Result<Option<LandingPlace>> {
+        let blob = HubBlob::new(self.cache_repo(fetcher)?, self.fields.etag.clone());
+        Ok(Some(LandingPlace(Arc::new(blob))))
+    }
+
+    /// The snapshot link (and, on a cache without it, the branch ref) of a blob now in place.
+    async fn landed(&self, cx: &FetchContext<'_>, _file: &PlanFile) -> Result<()> {
+        let f = &self.fields;
+        let cache_repo = self.cache_repo(cx.fetcher())?;
+        self.record_ref(&cache_repo).await?;
         let (r, c, p, e) = (cache_repo, f.commit.clone(), f.path.clone(), f.etag.clone());
         blocking(move || Ok(r.link_snapshot(&c, &p, &e)?)).await?;
-        Ok(Some(downloaded))
+        Ok(())
     }
 
     fn local_path(&self, fetcher: &Fetcher) -> Result<Option<PathBuf>> {

@@ -2,16 +2,24 @@
 //! UNet. Its files are never copied: the assembled folder links to them where they are (absolute
 //! links, since the user's folder does not move with `HF_HOME`). A lockfile pins their sha256, and a
 //! locked pull re-hashes them, so a file edited since it was locked is an error, not a surprise.
+//!
+//! A fleet machine pulling a lock made elsewhere has no such folder: there, a locked local file
+//! comes from the fleet's mirror into a content-addressed store
+//! (`$HF_HOME/pipefetch/content-v1/sha256/<hex>`), and is used from there.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use pipefetch_spec::ComponentSource;
 use serde::{Deserialize, Serialize};
 
-use super::{ComponentRequest, FetchContext, FileOrigin, LinkStyle, Origin, PlanContext, Source};
+use super::{
+    ComponentRequest, FetchContext, FileOrigin, LandingPlace, LinkStyle, Origin, PlanContext,
+    Source,
+};
 use crate::Fetcher;
-use crate::engine::blocking;
+use crate::engine::{ContentBlob, blocking};
 use crate::error::{Error, Result};
 use crate::lock::{LockedFile, LockedSource};
 use crate::pipeline::check::{ProblemKind, verify_file};
@@ -65,7 +73,7 @@ impl Source for LocalSource {
         }
         Ok(Origin::new(LocalFile {
             path: fields.path,
-            locked: true,
+            sha256: Some(locked.sha256.clone()),
         }))
     }
 }
@@ -81,8 +89,32 @@ struct LocalFields {
 #[derive(Debug, Clone)]
 pub struct LocalFile {
     path: PathBuf,
-    /// From a lockfile: the bytes must hash to the locked sha256.
-    locked: bool,
+    /// From a lockfile: the sha256 its bytes must have.
+    sha256: Option<String>,
+}
+
+impl LocalFile {
+    /// The copy of a locked file in the content store, for machines that lack its folder.
+    fn stored(&self, fetcher: &Fetcher) -> Option<ContentBlob> {
+        let sha256 = self.sha256.as_deref()?;
+        Some(ContentBlob::local_store(
+            &fetcher.hf_home().join("pipefetch"),
+            sha256,
+        ))
+    }
+
+    /// Where the bytes are: the file itself when it is there (with the locked size), else a
+    /// locked file's copy in the content store.
+    fn found(&self, fetcher: &Fetcher, size: Option<u64>) -> Option<PathBuf> {
+        let fits = |p: &Path| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && size.is_none_or(|s| s == m.len()))
+        };
+        if fits(&self.path) {
+            return Some(self.path.clone());
+        }
+        let stored = self.stored(fetcher)?.path();
+        fits(&stored).then_some(stored)
+    }
 }
 
 #[async_trait]
@@ -99,39 +131,50 @@ impl FileOrigin for LocalFile {
         serde_json::json!({ "kind": "local", "path": self.path })
     }
 
-    fn presence(&self, _fetcher: &Fetcher, file: &PlanFile) -> Result<Presence> {
-        Ok(match std::fs::metadata(&self.path) {
-            Ok(m) if m.is_file() && file.size.is_none_or(|s| s == m.len()) => Presence::Cached,
-            _ => Presence::Missing,
+    fn presence(&self, fetcher: &Fetcher, file: &PlanFile) -> Result<Presence> {
+        Ok(match self.found(fetcher, file.size) {
+            Some(_) => Presence::Cached,
+            None => Presence::Missing,
         })
     }
 
-    fn problem(&self, _fetcher: &Fetcher, file: &PlanFile, verify: bool) -> Option<ProblemKind> {
-        match std::fs::metadata(&self.path) {
-            Ok(m) if m.is_file() => match file.size {
-                Some(size) if size != m.len() => Some(ProblemKind::WrongSize {
-                    actual: m.len(),
-                    expected: size,
-                }),
-                _ if verify => verify_file(&self.path, &file.expected, m.len()),
-                _ => None,
-            },
+    fn problem(&self, fetcher: &Fetcher, file: &PlanFile, verify: bool) -> Option<ProblemKind> {
+        if let Some(path) = self.found(fetcher, file.size) {
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            return verify
+                .then(|| verify_file(&path, &file.expected, len))
+                .flatten();
+        }
+        match (std::fs::metadata(&self.path), file.size) {
+            (Ok(m), Some(size)) if m.is_file() && m.len() != size => Some(ProblemKind::WrongSize {
+                actual: m.len(),
+                expected: size,
+            }),
             _ => Some(ProblemKind::Missing),
         }
     }
 
-    async fn fetch(&self, _cx: &FetchContext<'_>, file: &PlanFile) -> Result<Option<u64>> {
-        if !self.locked {
+    async fn fetch(&self, cx: &FetchContext<'_>, file: &PlanFile) -> Result<Option<u64>> {
+        if self.sha256.is_none() {
             return Ok(None);
         }
         // A locked local file must still be the one locked: hash it (nothing crosses the network).
-        let (path, expected, size, target) = (
-            self.path.clone(),
+        let fetcher = cx.fetcher().clone();
+        let (this, expected, size, target) = (
+            self.clone(),
             file.expected.clone(),
             file.size,
             file.target.clone(),
         );
         blocking(move || {
+            let Some(path) = this.found(&fetcher, None) else {
+                return Err(Error::Locked {
+                    what: format!(
+                        "`{target}`: the local file {} is not on this machine (pull with a mirror that has it: `--mirror`)",
+                        this.path.display()
+                    ),
+                });
+            };
             let len = std::fs::metadata(&path)
                 .map_err(|e| Error::io("read", &path, e))?
                 .len();
@@ -155,8 +198,8 @@ impl FileOrigin for LocalFile {
         .await
     }
 
-    fn local_path(&self, _fetcher: &Fetcher) -> Result<Option<PathBuf>> {
-        Ok(self.path.is_file().then(|| self.path.clone()))
+    fn local_path(&self, fetcher: &Fetcher) -> Result<Option<PathBuf>> {
+        Ok(self.found(fetcher, None))
     }
 
     fn link_style(&self) -> LinkStyle {
@@ -170,6 +213,13 @@ impl FileOrigin for LocalFile {
                 path: self.path.clone(),
             },
         )
+    }
+
+    /// From a mirror, a locked file lands in the content store; its own folder is left alone.
+    fn landing(&self, fetcher: &Fetcher, _file: &PlanFile) -> Result<Option<LandingPlace>> {
+        Ok(self
+            .stored(fetcher)
+            .map(|blob| LandingPlace(Arc::new(blob))))
     }
 }
 
@@ -243,10 +293,7 @@ fn local_component(dir: &Path, name: &str, library: Option<&str>) -> Result<Vec<
     let mut out: Vec<PlanFile> = found
         .into_iter()
         .map(|(rel, path, size)| {
-            let origin = Origin::new(LocalFile {
-                path,
-                locked: false,
-            });
+            let origin = Origin::new(LocalFile { path, sha256: None });
             let mut file = PlanFile::new(
                 format!("{name}/{rel}"),
                 origin,

@@ -22,6 +22,7 @@
 
 pub mod hub;
 pub mod local;
+pub mod mirror;
 pub mod url;
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +41,7 @@ use crate::lock::{LockedFile, LockedSource};
 use crate::pipeline::check::ProblemKind;
 use crate::pipeline::plan::{PlanFile, Presence, SpecOrigin};
 use crate::progress::{Event, FileId};
+pub use mirror::{BlobMirror, MirrorOptions};
 
 /// A kind of place pipeline files come from.
 ///
@@ -131,7 +133,27 @@ pub trait FileOrigin: fmt::Debug + Send + Sync + 'static {
 
     /// What a lockfile records of where the bytes come from.
     fn lock(&self) -> LockedSource;
+
+    /// Where the file's bytes land when they come from somewhere else than their origin (a
+    /// fleet's mirror): their place in the caches, or `None` when this source keeps no copy of
+    /// its own, and so cannot be mirrored.
+    fn landing(&self, fetcher: &Fetcher, file: &PlanFile) -> Result<Option<LandingPlace>> {
+        let _ = (fetcher, file);
+        Ok(None)
+    }
+
+    /// Finishes a file whose bytes were brought to [`FileOrigin::landing`] by other means, as
+    /// [`FileOrigin::fetch`] finishes its own (a snapshot link, a branch ref, a cache entry).
+    async fn landed(&self, cx: &FetchContext<'_>, file: &PlanFile) -> Result<()> {
+        let _ = (cx, file);
+        Ok(())
+    }
 }
+
+/// Where a file's bytes land in this machine's caches, for an engine transfer from another URL.
+/// Made by the built-in sources only, for now.
+#[derive(Debug, Clone)]
+pub struct LandingPlace(pub(crate) Arc<dyn crate::engine::Destination>);
 
 /// How an assembled folder points at a file's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,12 +7,13 @@
 //! error never lands as a model.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use pipefetch_hub_client::Url;
 use serde::{Deserialize, Serialize};
 
-use super::{FetchContext, FileOrigin, Origin, PlanContext, Source, UrlFile};
+use super::{FetchContext, FileOrigin, LandingPlace, Origin, PlanContext, Source, UrlFile};
 use crate::error::{Error, Result};
 use crate::lock::{LockedFile, LockedSource};
 use crate::pipeline::check::ProblemKind;
@@ -189,6 +190,24 @@ impl FileOrigin for UrlOrigin {
             .lookup(self.url.as_str())?
             .filter(|entry| self.pin.as_deref().is_none_or(|pin| pin == entry.sha256))
             .map(|entry| entry.blob))
+    }
+
+    /// From a mirror, the bytes land in the URL cache's content-addressed blobs (the URL is not
+    /// asked), named by the pinned sha256.
+    fn landing(&self, fetcher: &Fetcher, _file: &PlanFile) -> Result<Option<LandingPlace>> {
+        Ok(self
+            .pin
+            .as_deref()
+            .map(|sha256| LandingPlace(Arc::new(fetcher.url_cache().content_blob(sha256)))))
+    }
+
+    /// Records the URL as that blob, so that the next lookup finds it.
+    async fn landed(&self, cx: &FetchContext<'_>, file: &PlanFile) -> Result<()> {
+        let Some(sha256) = self.pin.clone() else {
+            return Ok(());
+        };
+        let (cache, url, size) = (cx.fetcher().url_cache(), self.cache_key(), file.size);
+        blocking(move || cache.record(&url, &sha256, size.unwrap_or(0))).await
     }
 
     fn lock(&self) -> LockedSource {

@@ -324,7 +324,7 @@ async fn discard_candidate(sidecar: &std::path::Path) {
 }
 
 /// Writes `entries/<key>.json` for a committed blob.
-fn write_entry(cache: &UrlCache, entry: &UrlEntry) -> Result<()> {
+pub(super) fn write_entry(cache: &UrlCache, entry: &UrlEntry) -> Result<()> {
     let file = EntryFile {
         version: FORMAT_VERSION,
         url: entry.url.clone(),

@@ -9,6 +9,7 @@ mod blobs;
 mod errors;
 mod locks;
 mod presign;
+mod pull;
 mod push;
 mod secrets;
 mod world;

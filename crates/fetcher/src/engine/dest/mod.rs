@@ -9,9 +9,12 @@
 //!   announced). Issue 9's S3 mirror lands Hub files here too, from presigned URLs.
 //! - `crate::url_source::landing::UrlBlob`: a URL download in the URL cache, named by the sha256
 //!   the engine computes while the bytes land (a URL without a pin has no digest beforehand).
+//! - [`content::ContentBlob`]: a content-addressed store (`sha256/<hex>`) for bytes with no cache
+//!   of their own here: a local file locked elsewhere and fetched from a fleet's mirror.
 //!
 //! Every method may touch the disk: the engine calls them on the blocking pool.
 
+pub(crate) mod content;
 pub(crate) mod hub;
 
 use std::any::Any;
