@@ -210,36 +210,20 @@ async fn plan_with(cx: &mut PlanContext<'_>) -> Result<Plan> {
     // Components from the base repo: everything the spec does not override or drop.
     hub::plan_base(cx, &model_index, &mut files, &mut errors).await?;
 
-    // Overrides, each from the source registered for its spec key (URLs: for their scheme).
+    // Overrides, each from the source registered for its spec key.
     let sources = cx.fetcher().sources().clone();
     for (name, source) in &spec.components {
         let library = hub::library_of(&model_index, name);
-        let result = match source {
-            ComponentSource::Removed => {
-                final_index.insert(name.clone(), Value::Array(vec![Value::Null, Value::Null]));
-                Ok(Vec::new())
-            }
-            ComponentSource::Urls {
-                files: urls,
-                sha256,
-            } => match sources.resolve_urls(cx, name, urls, sha256).await {
-                Ok(mut found) => {
-                    let weights: Vec<usize> = (0..found.len())
-                        .filter(|&i| is_weights_target(&found[i].target))
-                        .collect();
-                    canonicalize_weights(&mut found, &weights, name, library.as_deref());
-                    Ok(found)
-                }
-                Err(e) => Err(e),
-            },
-            other => {
-                let request = ComponentRequest {
-                    name,
-                    source: other,
-                    library: library.as_deref(),
-                };
-                sources.resolve_component(cx, &request).await
-            }
+        let result = if matches!(source, ComponentSource::Removed) {
+            final_index.insert(name.clone(), Value::Array(vec![Value::Null, Value::Null]));
+            Ok(Vec::new())
+        } else {
+            let request = ComponentRequest {
+                name,
+                source,
+                library: library.as_deref(),
+            };
+            sources.resolve_component(cx, &request).await
         };
         match result {
             Ok(mut found) => files.append(&mut found),
@@ -328,10 +312,6 @@ async fn read_model_index(cx: &mut PlanContext<'_>) -> Result<ModelIndex> {
         }
     };
     Ok(select::parse_model_index(&bytes)?)
-}
-
-fn is_weights_target(target: &str) -> bool {
-    crate::url_source::expects_weights(target.rsplit('/').next().unwrap_or(target))
 }
 
 /// A component given as loose files (a local folder, URLs, `source:` files) with exactly one

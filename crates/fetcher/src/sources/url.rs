@@ -11,13 +11,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pipefetch_hub_client::Url;
+use pipefetch_spec::ComponentSource;
 use serde::{Deserialize, Serialize};
 
-use super::{FetchContext, FileOrigin, LandingPlace, Origin, PlanContext, Source, UrlFile};
+use super::{
+    ComponentRequest, FetchContext, FileOrigin, LandingPlace, Origin, PlanContext, Source, UrlFile,
+};
 use crate::error::{Error, Result};
 use crate::lock::{LockedFile, LockedSource};
 use crate::pipeline::check::ProblemKind;
-use crate::pipeline::plan::{PlanFile, Presence};
+use crate::pipeline::plan::{PlanFile, Presence, canonicalize_weights};
 use crate::url_source::{self, UrlRequest};
 use crate::verify::Expected;
 use crate::{Fetcher, engine::blocking};
@@ -34,6 +37,38 @@ impl Source for UrlSource {
 
     fn url_schemes(&self) -> &[&'static str] {
         &["https", "http"]
+    }
+
+    /// `urls:` components: each file from the source registered for its URL's scheme (this one
+    /// for `https`), then the canonical name for a lone weights file.
+    fn spec_keys(&self) -> &[&'static str] {
+        &["urls"]
+    }
+
+    async fn resolve_component(
+        &self,
+        cx: &mut PlanContext<'_>,
+        component: &ComponentRequest<'_>,
+    ) -> Result<Vec<PlanFile>> {
+        let ComponentSource::Urls { files, sha256 } = component.source else {
+            return Err(Error::Invalid(format!(
+                "component `{}`: the url source cannot resolve `{}` entries",
+                component.name,
+                component.source.kind()
+            )));
+        };
+        let sources = cx.fetcher().sources().clone();
+        let mut found = sources
+            .resolve_urls(cx, component.name, files, sha256)
+            .await?;
+        let weights: Vec<usize> = (0..found.len())
+            .filter(|&i| {
+                let target = &found[i].target;
+                url_source::expects_weights(target.rsplit('/').next().unwrap_or(target))
+            })
+            .collect();
+        canonicalize_weights(&mut found, &weights, component.name, component.library);
+        Ok(found)
     }
 
     async fn resolve_url(&self, cx: &mut PlanContext<'_>, file: &UrlFile<'_>) -> Result<PlanFile> {
