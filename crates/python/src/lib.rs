@@ -20,7 +20,7 @@
 //!   is at that moment (huggingface_hub reads it at import; reading it per call is what a test or
 //!   a server changing `HF_TOKEN` expects).
 //! - **The GIL is never held while bytes move.** The waiting thread releases it; transfer tasks
-//!   never take it. Progress events reach Python on the thread that waits (see [`job`]).
+//!   never take it. Progress events reach Python on the thread that waits (see the `job` module).
 //! - **Cancellation keeps work.** Ctrl-C, a raising callback or an asyncio cancellation abort the
 //!   task; the fetcher keeps partial files and their state, and the next call resumes.
 //! - **Exceptions are defined in Python** (`pipefetch/errors.py`, mirroring huggingface_hub's
