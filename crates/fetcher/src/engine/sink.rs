@@ -279,8 +279,9 @@ impl SegmentSink {
             .await
             .map_err(io::Error::other)?;
         let (data, hasher) = tokio::task::spawn_blocking(move || {
-            let _writer = writer;
             ctx.file.write_all_at(&data, at)?;
+            // The file is free for the other writers while this one hashes.
+            drop(writer);
             if let Some(h) = hasher.as_mut() {
                 h.update(&data);
             }
