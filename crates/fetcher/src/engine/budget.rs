@@ -98,6 +98,7 @@ const PEER_MEMORY: Duration = Duration::from_secs(30);
 
 /// How the budget is sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BudgetMode {
     /// Exactly this many connections.
     Fixed(usize),
