@@ -275,8 +275,8 @@ impl HubClientBuilder {
             .pool_idle_timeout(Duration::from_secs(90))
             .pool_max_idle_per_host(self.max_connections_per_host.unwrap_or(64))
             // hyper's read buffer grows to ~400 KiB per connection by default: 26 MiB at 64
-            // connections, most of the engine's memory. 128 KiB reads are as fast on loopback
-            // (64 KiB ones were ~10 % slower).
+            // connections, most of the fetcher's memory (and frames a caller keeps pin whole
+            // buffers). 128 KiB reads are as fast on loopback (64 KiB ones were ~10 % slower).
             .http1_max_buf_size(128 * 1024)
             .build(https);
 

@@ -20,9 +20,12 @@
 //!   (goodput × `r ≥ 1 + ½(c − 1)` for a limit × `c`). Under a per-connection cap this finds
 //!   8 → 16 → 32 → 64 in about a second.
 //! - **Probing.** Once growth stops paying, it holds, and every [`PROBE_EVERY`] tries a quarter
-//!   more connections; they are kept when each added one brings at least a quarter of the average
-//!   (`r ≥ 1 + ¼(c − 1)`), else the limit goes back. A doubling that brought less than half but
-//!   more than a quarter is kept, and slow start ends there.
+//!   more connections. A step that raised goodput by at least [`KEEP_GAIN`] is kept (a doubling
+//!   that did, without bringing half, ends slow start there); else the limit goes back. The bar
+//!   is low on purpose: a window in the middle of a run sees the link's steady state, while more
+//!   connections also cover what windows do not see (request latency between ranges, the end of
+//!   each file): on a 40 MB/s-per-connection link where the machine tops out near 650 MB/s, 32
+//!   connections measured ×1.07–1.14 over 16 in windows, and finished the pull 20 % sooner.
 //!
 //! xet-core's controller (HH#4893) grows while requests succeed and their latency stays under a
 //! target, so it kept adding connections that added no goodput until the CDN throttled it. This
@@ -63,6 +66,8 @@ pub const DEFAULT_MAX: usize = 64;
 /// rate-limited far more tightly than the CDN, and these requests are small: a few suffice.
 pub const API_CONNECTIONS: usize = 4;
 
+/// A step up is kept when goodput rose by this factor: above the noise of a window.
+pub const KEEP_GAIN: f64 = 1.05;
 /// A window counts when this fraction of the limit was held on average.
 const SATURATED: f64 = 0.8;
 /// Shortest settling time after a change before a window starts.
@@ -93,6 +98,7 @@ const PEER_MEMORY: Duration = Duration::from_secs(30);
 
 /// How the budget is sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BudgetMode {
     /// Exactly this many connections.
     Fixed(usize),
@@ -285,7 +291,7 @@ impl Controller {
                 }
                 self.slow_start = false;
                 self.next_probe = s.now + PROBE_EVERY;
-                if ratio >= 1.0 + 0.25 * grown {
+                if ratio >= KEEP_GAIN {
                     self.base = Some((self.limit, goodput));
                     tracing::debug!("connection budget stays at {}: {gain}", self.limit);
                     None

@@ -23,8 +23,8 @@
 //!   across splits (see [`ranges`]).
 //!
 //! Blocking file I/O runs on tokio's blocking pool. Memory stays flat whatever the file sizes and
-//! the budget: 128–256 KiB of write buffer and 128 KiB of HTTP read buffer per connection (see
-//! `sink::write_buffer`), and 256 KiB per file while its prefix is hashed from disk.
+//! the budget: about 8 MiB of write buffers in all (see `sink::write_buffer`), 128 KiB of HTTP
+//! read buffer per connection, and 256 KiB per file while its prefix is hashed from disk.
 
 pub(crate) mod budget;
 pub(crate) mod dest;
