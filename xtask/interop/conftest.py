@@ -205,3 +205,38 @@ def source_files(fixture_root: Path, kind: str, repo_id: str):
         if p.is_file() and p.name != ".gated":
             out[p.relative_to(base).as_posix()] = p.read_bytes()
     return out
+
+
+class S3Mirror:
+    """The Garage server `cargo xtask interop` started: the AWS variables that reach it with its
+    key, and a mirror URL under its bucket."""
+
+    def __init__(self, aws_env, bucket):
+        self.aws_env = aws_env
+        self.bucket = bucket
+
+    def url(self, prefix: str) -> str:
+        return f"s3://{self.bucket}/{prefix}"
+
+
+# What `cargo xtask interop` passes for the S3 store it started: INTEROP_MIRROR_<AWS variable>
+# and INTEROP_MIRROR_BUCKET. Kept under names of their own so that no other test's pipefetch
+# runs with S3 credentials.
+MIRROR_VARS = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+@pytest.fixture(scope="session")
+def s3_mirror() -> S3Mirror:
+    missing = [v for v in MIRROR_VARS + ("BUCKET",) if not os.environ.get(f"INTEROP_MIRROR_{v}")]
+    if missing:
+        reason = os.environ.get("INTEROP_SKIP_MIRROR") or (
+            "no S3 store: run the suite with `cargo xtask interop`, which starts Garage "
+            f"(INTEROP_MIRROR_{missing[0]} is not set)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; under CI the mirror's interop tests must run")
+        pytest.skip(reason)
+    return S3Mirror(
+        {v: os.environ[f"INTEROP_MIRROR_{v}"] for v in MIRROR_VARS},
+        os.environ["INTEROP_MIRROR_BUCKET"],
+    )

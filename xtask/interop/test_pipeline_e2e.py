@@ -8,7 +8,6 @@ valid; the others pull specs that use every kind of source and compare the folde
 fixture byte for byte and with what `DiffusionPipeline.download` fetches.
 """
 
-import json
 import os
 import re
 import subprocess
@@ -22,6 +21,17 @@ if os.environ.get("INTEROP_SKIP_TORCH"):
 
 import tiny_pipeline as tiny
 from conftest import PIPEFETCH, SCRATCH, run_pipefetch, start_hub
+from pipeline_checks import (
+    assert_component_classes,
+    assert_same_file,
+    assert_weights_equal,
+    load,
+    mixed_origin,
+    mixed_spec,
+    pulled_files,
+    run_one_step,
+    tokenizer_files,
+)
 
 
 def _has_pull() -> bool:
@@ -65,11 +75,6 @@ def pipe_endpoint(pipe_hub, monkeypatch):
     return pipe_hub.url
 
 
-def _q(s) -> str:
-    # A JSON string is a valid double-quoted YAML scalar, whatever the path holds.
-    return json.dumps(str(s))
-
-
 def pull(spec_text: str, tmp_path: Path, hub, cache_dir: Path) -> Path:
     spec = tmp_path / "tiny.yaml"
     spec.write_text(spec_text, encoding="utf-8")
@@ -79,85 +84,6 @@ def pull(spec_text: str, tmp_path: Path, hub, cache_dir: Path) -> Path:
     folder = Path(lines[-1])
     assert folder.is_dir(), f"last stdout line is not a folder: {lines[-1]!r}"
     return folder
-
-
-# pipefetch's record of where each file of an assembled folder came from; not for diffusers.
-MANIFEST = ".pipefetch.json"
-
-
-def pulled_files(folder: Path) -> set:
-    """The folder's files apart from the manifest, which must list them all.
-
-    model_index.json may be left out of the manifest: pipefetch writes it rather than fetching it.
-    """
-    files = tiny.repo_files(folder)
-    assert MANIFEST in files, sorted(files)
-    files.discard(MANIFEST)
-    recorded = {f["target"] for f in json.loads((folder / MANIFEST).read_text())["files"]}
-    assert recorded in (files, files - {"model_index.json"}), sorted(recorded ^ files)
-    return files
-
-
-def assert_same_file(got: Path, want: Path, rel: str):
-    # pipefetch writes model_index.json itself (it may be edited by the spec), so only its
-    # content has to match, not its formatting.
-    if rel == "model_index.json":
-        assert json.loads(got.read_text()) == json.loads(want.read_text())
-    else:
-        assert got.read_bytes() == want.read_bytes(), rel
-
-
-def load(folder, dtype=None):
-    import torch
-    from diffusers import DiffusionPipeline
-
-    # `dtype=` is diffusers 0.42's name for `torch_dtype=`, which it deprecates.
-    return DiffusionPipeline.from_pretrained(str(folder), dtype=dtype or torch.float32)
-
-
-def run_one_step(pipe):
-    import numpy as np
-    import torch
-
-    images = pipe(
-        prompt="a hi",
-        num_inference_steps=1,
-        height=tiny.HEIGHT,
-        width=tiny.WIDTH,
-        output_type="np",
-        generator=torch.Generator().manual_seed(0),
-    ).images
-    assert images.shape == (1, tiny.HEIGHT, tiny.WIDTH, 3)
-    assert np.isfinite(images).all()
-
-
-def assert_weights_equal(model, weights_file: Path, upcast=False):
-    import torch
-    from safetensors.torch import load_file
-
-    expected = load_file(str(weights_file))
-    got = model.state_dict()
-    assert set(expected) <= set(got), sorted(set(expected) - set(got))[:5]
-    for key, tensor in expected.items():
-        want = tensor.float() if upcast else tensor
-        assert torch.equal(got[key], want), f"{key} differs from {weights_file}"
-
-
-def assert_component_classes(pipe):
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextModel
-
-    assert type(pipe) is StableDiffusionPipeline
-    assert type(pipe.unet) is UNet2DConditionModel
-    assert type(pipe.vae) is AutoencoderKL
-    assert type(pipe.text_encoder) is CLIPTextModel
-    assert type(pipe.tokenizer).__name__.startswith("CLIPTokenizer")
-    assert type(pipe.scheduler) is DDIMScheduler
-    assert pipe.safety_checker is None and pipe.feature_extractor is None
-
-
-def tokenizer_files(fixture) -> set:
-    return {f"tokenizer/{p}" for p in tiny.repo_files(fixture.base_dir / "tokenizer")}
 
 
 def test_fixture_loads_with_diffusers_from_the_hub(pipe_endpoint, fixture, cache_dir):
@@ -189,21 +115,7 @@ def test_fixture_loads_with_diffusers_from_the_hub(pipe_endpoint, fixture, cache
 
 @needs_pull
 def test_pull_mixed_sources_loads_and_runs(pipe_hub, fixture, tmp_path, cache_dir):
-    base_url = f"{pipe_hub.url}/{tiny.BASE_REPO}/resolve/main/text_encoder"
-    spec = f"""\
-repo_id: {tiny.BASE_REPO}
-components:
-  vae:
-    source:
-      - {tiny.VAE_REPO}/config.json
-      - {tiny.VAE_REPO}/diffusion_pytorch_model.safetensors
-  unet:
-    local_path: {_q(fixture.local_unet_dir)}
-  text_encoder:
-    urls:
-      config.json: {_q(base_url + "/config.json")}
-      model.safetensors: {_q(base_url + "/model.safetensors")}
-"""
+    spec = mixed_spec(fixture, pipe_hub.url)
     pipe_hub.reset()
     folder = pull(spec, tmp_path, pipe_hub, cache_dir)
     # Overridden components are not fetched from the base repo at all.
@@ -211,18 +123,7 @@ components:
     assert not [p for p in paths if f"{tiny.BASE_REPO}/resolve/" in p and ("/unet/" in p or "/vae/" in p)]
 
     base, vae, unet = fixture.base_dir, fixture.vae_dir, fixture.local_unet_dir
-    # Where every file of the folder must come from, byte for byte.
-    origin = {
-        "model_index.json": base / "model_index.json",
-        "scheduler/scheduler_config.json": base / "scheduler/scheduler_config.json",
-        "text_encoder/config.json": base / "text_encoder/config.json",
-        "text_encoder/model.safetensors": base / "text_encoder/model.safetensors",
-        "unet/config.json": unet / "config.json",
-        "unet/diffusion_pytorch_model.safetensors": unet / "my-unet.safetensors",
-        "vae/config.json": vae / "config.json",
-        "vae/diffusion_pytorch_model.safetensors": vae / "diffusion_pytorch_model.safetensors",
-    }
-    origin.update({p: base / p for p in tokenizer_files(fixture)})
+    origin = mixed_origin(fixture)
     assert pulled_files(folder) == set(origin)
     for rel, src in origin.items():
         assert_same_file(folder / rel, src, rel)

@@ -19,6 +19,8 @@
 //!   huggingface_hub (10-s read timeout, rerun until done). Wall time, longest attempt, bytes
 //!   moved ÷ payload from the server's log, and whether the final bytes are exact.
 //! - `check`: `pipefetch check` on a cache of 50 pipelines beside huggingface_hub's scan.
+//! - `fleet`: N machines pulling one pipeline at once from a mirror on Garage, from hub-server, and
+//!   with `aws s3 cp` / `rclone` from the same bucket (`bench/fleet.rs`).
 //!
 //! `--quick` makes every mode small enough for a few minutes. pipefetch verifies sha256 (or git
 //! sha1) of every file; none of the others verifies anything. Results are written to
@@ -26,6 +28,7 @@
 
 mod check;
 mod faults;
+mod fleet;
 mod throughput;
 mod tools;
 
@@ -43,13 +46,15 @@ const BENCH_REQUIREMENTS: util::Requirements<'static> = util::Requirements {
     exact: &[],
 };
 
-pub const USAGE: &str = "usage: cargo xtask bench [plain|link|faults|check] [options]
+pub const USAGE: &str = "usage: cargo xtask bench [plain|link|faults|check|fleet] [options]
 
   plain (default)       unthrottled loopback: pipefetch vs curl, aria2c, huggingface_hub, hf_transfer
   link                  each CDN connection capped (--rate, --latency-ms): pipefetch default vs
                         --connections 8/16/32/64 vs huggingface_hub, hf_transfer 16/100 ranges, aria2c
   faults                a pull through a CDN with seeded cuts, stalls and trickles; SIGKILLs; reruns
   check                 `pipefetch check` on a cache of 50 pipelines vs huggingface_hub's scan
+  fleet [--fleet 1,4,8] N machines pulling one pipeline at once: from a mirror on Garage, from
+                        hub-server, and with aws s3 cp / rclone (`cargo xtask bench fleet --help`)
 
   --quick               small sizes, one run, two seeds: a few minutes
   --size-mb N           plain/link: size of the SD-shaped repo (default 2150; quick 300)
@@ -151,6 +156,10 @@ impl Options {
 }
 
 pub fn run(args: &[String]) -> Result<()> {
+    // The fleet (issue 9) has options of its own.
+    if args.iter().any(|a| a == "fleet" || a == "--fleet") {
+        return fleet::run(args);
+    }
     let opts = Options::parse(args)?;
     match opts.mode.as_str() {
         "check" => check::run(),

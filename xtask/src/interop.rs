@@ -1,11 +1,13 @@
 //! The interop suite: the real Python `huggingface_hub` (from PyPI, pinned) against our cache and
-//! our server. The tests live in `xtask/interop/test_*.py`; this task prepares a venv and binaries
-//! and runs pytest over them.
+//! our server. The tests live in `xtask/interop/test_*.py`; this task prepares a venv and binaries,
+//! starts a Garage (the S3 store of the mirror's end-to-end test, `test_mirror_e2e.py`), and runs
+//! pytest over them.
 
 use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use pipefetch_test_garage::Garage;
 
 use crate::util::{self, Requirements};
 
@@ -49,12 +51,15 @@ const TORCH_DISK: u64 = 5_500_000_000;
 
 const VENV: &str = "interop-venv";
 
-/// Runs the suite. `Ok(Some(reason))` when it passed with the diffusers tests skipped, because
-/// this machine has no room for torch: the caller says so at the end, where it is seen.
-pub fn run(args: &[String]) -> Result<Option<String>> {
+/// Runs the suite. Returns what was skipped, and why (the diffusers tests when this machine has no
+/// room for torch, the mirror's when Garage is not installed outside CI): the caller says so at
+/// the end, where it is seen.
+pub fn run(args: &[String]) -> Result<Vec<String>> {
     let bins = util::build_bins(false)?;
     let (python, skipped) = venv()?;
     python_package(&python)?;
+    // The S3 store of the mirror's test (`test_mirror_e2e.py`), served while pytest runs.
+    let garage = garage()?;
     let scratch = util::target_dir().join("interop-scratch");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
@@ -77,11 +82,66 @@ pub fn run(args: &[String]) -> Result<Option<String>> {
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .env("HF_HUB_DISABLE_TELEMETRY", "1");
+    // Nor a real bucket: only the Garage started here, under names no other test reads.
+    for name in [
+        "PIPEFETCH_MIRROR",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_PROFILE",
+    ] {
+        cmd.env_remove(name);
+    }
+    let mut skips = Vec::new();
     if let Some(reason) = &skipped {
         cmd.env("INTEROP_SKIP_TORCH", reason);
+        skips.push(format!(
+            "the diffusers end-to-end tests were skipped: {reason}"
+        ));
+    }
+    match &garage {
+        Ok(garage) => {
+            for (name, value) in garage.aws_env() {
+                cmd.env(format!("INTEROP_MIRROR_{name}"), value);
+            }
+            cmd.env("INTEROP_MIRROR_BUCKET", garage.bucket());
+        }
+        Err(reason) => {
+            cmd.env("INTEROP_SKIP_MIRROR", reason);
+            skips.push(format!("the mirror's interop test was skipped: {reason}"));
+        }
     }
     util::run(&mut cmd)?;
-    Ok(skipped)
+    drop(garage);
+    Ok(skips)
+}
+
+/// A running Garage for the mirror's test, or why there is none. Under CI it is installed when
+/// missing (the test must run there); elsewhere a missing Garage skips the test with that reason
+/// rather than start a 20-minute build.
+fn garage() -> Result<std::result::Result<Garage, String>> {
+    let under_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+    let bin = if under_ci {
+        crate::garage::ensure()?
+    } else {
+        match pipefetch_test_garage::find_garage() {
+            Some(bin) => bin,
+            None => {
+                return Ok(Err(format!(
+                    "Garage (an S3-compatible store) is not installed; `cargo xtask garage` \
+                     installs it (once per machine, about 20 minutes), or set {}",
+                    pipefetch_test_garage::GARAGE_BIN_VAR
+                )));
+            }
+        }
+    };
+    Ok(Ok(
+        Garage::start(&bin).context("starting Garage for the interop suite")?
+    ))
 }
 
 /// Builds the `pipefetch` wheel with the venv's maturin, installs it in the venv, and type-checks the

@@ -261,16 +261,36 @@ impl Error {
         }
     }
 
+    /// The error under any [`Error::Context`] layers.
+    fn innermost(&self) -> &Error {
+        match self {
+            Error::Context { source, .. } => source.innermost(),
+            other => other,
+        }
+    }
+
     /// What a person can do about it, when we know.
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Hub { source, .. } | Error::Transfer { source, .. } => source.hint(),
             Error::Cache(e) => e.hint(),
             Error::Context { source, .. } => source.hint(),
-            Error::Mirror { .. } => Some(
-                "push the pipeline to the mirror again (`pipefetch mirror push`), or pull without --mirror-only to take missing or damaged files from their origin"
-                    .to_string(),
-            ),
+            Error::Mirror { mirror, source, .. } => Some(match source.innermost() {
+                // A push skips a blob the mirror has with the right size (it cannot afford to
+                // read every blob back), so pushing again does not repair this one.
+                Error::Integrity { expected, .. } => {
+                    let key = format!("blobs/sha256/{expected}");
+                    let key = if mirror.starts_with("s3://") {
+                        format!("{mirror}/{key}")
+                    } else {
+                        format!("{key} in the mirror")
+                    };
+                    format!(
+                        "the mirror holds other bytes of the right size, which a push does not replace: delete {key}, then run `pipefetch mirror push` again; or pull without --mirror-only to take the file from its origin"
+                    )
+                }
+                _ => "push the pipeline to the mirror again (`pipefetch mirror push`), or pull without --mirror-only to take missing or damaged files from their origin".to_string(),
+            }),
             Error::Select(e) => e.hint(),
             Error::NotCached { why, .. } => Some(if *why == "offline mode" {
                 "unset HF_HUB_OFFLINE (or set it to 0) to download it".to_string()
@@ -343,5 +363,48 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    fn from_mirror(source: Error) -> Error {
+        Error::Mirror {
+            target: "vae/diffusion_pytorch_model.safetensors".into(),
+            mirror: "s3://models/fleet".into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Issue 9: a push skips a blob of the right size, so a blob damaged in place is not repaired
+    /// by pushing again; the hint names the object to delete first.
+    #[test]
+    fn a_damaged_mirror_blob_is_named_for_deletion_and_a_missing_one_pushed_again() {
+        let damaged = from_mirror(Error::Context {
+            what: "fetching".into(),
+            source: Box::new(Error::Integrity {
+                source_label: "s3://models/fleet".into(),
+                path: "vae/diffusion_pytorch_model.safetensors".into(),
+                algorithm: "sha256",
+                expected: "ab".repeat(32),
+                actual: "cd".repeat(32),
+            }),
+        });
+        let hint = damaged.hint().expect("a hint");
+        assert!(
+            hint.contains(&format!(
+                "delete s3://models/fleet/blobs/sha256/{}, then run `pipefetch mirror push` again",
+                "ab".repeat(32)
+            )),
+            "{hint}"
+        );
+        let missing = from_mirror(Error::Invalid("404".into()));
+        let hint = missing.hint().expect("a hint");
+        assert!(
+            hint.starts_with("push the pipeline to the mirror again"),
+            "{hint}"
+        );
     }
 }

@@ -337,13 +337,21 @@ impl Fetcher {
 
     /// Pulls exactly the files of `lock` (nothing is resolved: a warm pull makes no request) and
     /// assembles the folder. With [`PullOptions::mirror`], every missing file comes from the mirror
-    /// first. The lock is kept in `$HF_HOME/pipefetch/locks/`, so that [`Fetcher::is_available`]
-    /// answers for the spec later even where the spec cannot be planned offline.
+    /// first. The lock is kept (without its `mirror_url`s) in `$HF_HOME/pipefetch/locks-v1/`, so
+    /// that [`Fetcher::is_available`] answers for the spec later even where the spec cannot be
+    /// planned offline.
     pub async fn pull_locked(&self, lock: &Lock, options: &PullOptions) -> Result<PipelineFolder> {
         let plan = lock.plan(self, &options.mirror)?;
         let plan = self.with_presence(plan).await?;
         let folder = self.pull_plan(plan, options).await?;
-        let (lock, path) = (lock.clone(), self.kept_lock_path(&lock.spec_sha256));
+        let path = self.kept_lock_path(&lock.spec_sha256);
+        // A presigned lock's `mirror_url`s are bearer credentials (their signatures, and the
+        // session token of temporary keys): they stay in the lockfile their holder chose, never
+        // in the cache, which is often a volume a whole team reads. `check` needs only the rest.
+        let mut lock = lock.clone();
+        for file in &mut lock.files {
+            file.mirror_url = None;
+        }
         blocking(move || {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;

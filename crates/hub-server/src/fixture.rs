@@ -248,9 +248,38 @@ const MIN_WEIGHT: u64 = 64;
 /// 77 MB, vae 52 MB, and the root checkpoint 665 MB. Weights are pseudo-random bytes, one seed
 /// per file.
 pub fn sd_like(root: &Path, id: &str, weights_scale: u64) -> Result<PathBuf, Error> {
-    let total: u64 = SD_WEIGHTS.iter().map(|(_, w)| w).sum();
+    sd_repo(root, id, weights_scale, |_| true)
+}
+
+/// Writes only the files a pipeline spec `repo_id: <id>` pulls from an [`sd_like`] repo: the
+/// text files and the full-precision `.safetensors` of unet, text_encoder, vae and
+/// safety_checker, whose sizes keep their proportions and add up to about `pipeline_bytes`; no
+/// decoy (fp16 and `.bin` twins, the root checkpoint). For benchmarks that pull one pipeline many
+/// times over (`cargo xtask bench fleet`), where the decoys would only take disk.
+pub fn sd_pipeline(root: &Path, id: &str, pipeline_bytes: u64) -> Result<PathBuf, Error> {
+    sd_repo(root, id, pipeline_bytes, |path| {
+        path.contains('/') && path.ends_with(".safetensors") && !path.contains(".fp16.")
+    })
+}
+
+/// An [`sd_like`] repo with only the weights `keep` accepts, scaled to add up to `weights_scale`
+/// bytes.
+/// A weight file has the same seed whichever others are kept.
+fn sd_repo(
+    root: &Path,
+    id: &str,
+    weights_scale: u64,
+    keep: impl Fn(&str) -> bool,
+) -> Result<PathBuf, Error> {
+    let kept = || {
+        SD_WEIGHTS
+            .iter()
+            .enumerate()
+            .filter(|(_, (path, _))| keep(path))
+    };
+    let total: u64 = kept().map(|(_, (_, w))| w).sum::<u64>().max(1);
     let mut builder = RepoBuilder::new(root, "models", id);
-    for (seed, (path, weight)) in SD_WEIGHTS.iter().enumerate() {
+    for (seed, (path, weight)) in kept() {
         let len = (u128::from(weights_scale) * u128::from(*weight) / u128::from(total)) as u64;
         // Weights in safetensors format are valid safetensors files (random tensor bytes), so
         // format checks downstream accept them like real weights.

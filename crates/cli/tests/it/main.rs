@@ -46,12 +46,23 @@ async fn env() -> Env {
 }
 
 async fn pipefetch(env: &Env, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    pipefetch_at(&env.hub.url(), env.home.path(), args, extra).await
+}
+
+/// `pipefetch ARGS` with nothing of the caller's environment but `PATH`: the Hub at `endpoint`,
+/// the cache in `home`, then `extra` (which may override both).
+async fn pipefetch_at(
+    endpoint: &str,
+    home: &Path,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipefetch"));
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HF_ENDPOINT", env.hub.url())
-        .env("HF_HOME", env.home.path())
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_HOME", home)
         .env("PIPEFETCH_MAX_RETRIES", "2");
     for (k, v) in extra {
         cmd.env(k, v);

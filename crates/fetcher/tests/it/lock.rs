@@ -185,3 +185,57 @@ async fn a_lock_refuses_an_edited_spec_and_other_bytes_behind_a_url() {
         .replacen("\"target\": \"", "\"target\": \"../", 1);
     assert!(Lock::from_json(escaping.as_bytes()).is_err());
 }
+
+/// Issue 9: a presigned lock's `mirror_url`s are bearer credentials; a locked pull keeps its lock
+/// in the cache for `check`, without them.
+#[tokio::test]
+async fn a_locked_pull_keeps_its_lock_without_the_mirror_urls() {
+    let w = World::new().await;
+    let yaml = mixed_spec(&w);
+    let (spec, origin) = w.spec("mixed", &yaml);
+    let mut lock = w
+        .fetcher(false)
+        .lock(&spec, &origin, &yaml)
+        .await
+        .expect("lock");
+    // URLs the mirror lacks (404 from hub-server): every file comes from its origin.
+    for file in &mut lock.files {
+        file.mirror_url = Some(format!(
+            "{}/fleet/blobs/sha256/{}?X-Amz-Signature=s3cr3tsignature&X-Amz-Security-Token=s3cr3ttoken",
+            w.hub.url(),
+            file.sha256
+        ));
+    }
+    let other = tempfile::tempdir().expect("tempdir");
+    let second = w.builder_in(other.path(), false).build().expect("fetcher");
+    second
+        .pull_locked(&lock, &PullOptions::default())
+        .await
+        .expect("locked pull");
+    let kept_dir = other.path().join("pipefetch/locks-v1");
+    let kept: Vec<_> = std::fs::read_dir(&kept_dir)
+        .expect("kept locks")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let text = std::fs::read_to_string(&kept[0]).expect("kept lock");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    assert!(!text.contains("mirror_url"), "{text}");
+    let mut without = lock.clone();
+    for file in &mut without.files {
+        file.mirror_url = None;
+    }
+    assert_eq!(Lock::from_json(text.as_bytes()).expect("a lock"), without);
+    // `check` still answers from it.
+    let loaded = second
+        .load_spec(
+            &w.specs.path().join("mixed.yaml").to_string_lossy(),
+            "main",
+            true,
+        )
+        .await
+        .expect("spec");
+    let available = second.is_available(&loaded, false).await.expect("check");
+    assert!(available.available, "{:?}", available.problems);
+}

@@ -106,3 +106,46 @@ fn builder_writes_files_and_marker() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn sd_pipeline_holds_what_the_pipeline_pulls_and_no_decoy() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = pipefetch_hub_server::fixture::sd_pipeline(root.path(), "org/pipe", 100_000).unwrap();
+    let mut weights = Vec::new();
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "safetensors" || e == "bin")
+            {
+                let rel = path
+                    .strip_prefix(&dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                weights.push((rel, entry.metadata().unwrap().len()));
+            }
+        }
+    }
+    weights.sort();
+    let names: Vec<&str> = weights.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "safety_checker/model.safetensors",
+            "text_encoder/model.safetensors",
+            "unet/diffusion_pytorch_model.safetensors",
+            "vae/diffusion_pytorch_model.safetensors",
+        ]
+    );
+    let total: u64 = weights.iter().map(|(_, len)| len).sum();
+    // Each file is its share of the scale, rounded down, in a valid safetensors container.
+    assert!((99_000..=101_000).contains(&total), "{total}");
+    assert!(dir.join("model_index.json").is_file());
+    assert!(dir.join("unet/config.json").is_file());
+    assert!(dir.join("tokenizer/vocab.json").is_file());
+}
