@@ -4,8 +4,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::engine::BlobJob;
-
 /// A result with the fetcher's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -206,6 +204,8 @@ pub enum Error {
         url: String,
         /// The spec's file name.
         name: String,
+        /// Whether the URL is civitai.com's (a refusal there means `CIVITAI_TOKEN`).
+        civitai: bool,
         /// The client's error.
         #[source]
         source: Box<pipefetch_hub_client::Error>,
@@ -228,8 +228,12 @@ impl Error {
         }
     }
 
+    /// A failed transfer of `path` (`size` bytes) from `source_label` into `dir`: a full disk is
+    /// [`Error::DiskFull`], anything else [`Error::Transfer`].
     pub(crate) fn transfer(
-        job: &BlobJob,
+        source_label: &str,
+        path: &str,
+        size: u64,
         dir: &Path,
         source: pipefetch_hub_client::Error,
     ) -> Error {
@@ -238,13 +242,13 @@ impl Error {
         {
             return Error::DiskFull {
                 dir: dir.to_path_buf(),
-                size: job.size,
+                size,
                 source: io::Error::new(io.kind(), io.to_string()),
             };
         }
         Error::Transfer {
-            source_label: job.source.clone(),
-            path: job.path.clone(),
+            source_label: source_label.to_string(),
+            path: path.to_string(),
             source: Box::new(source),
         }
     }
@@ -317,7 +321,9 @@ impl Error {
             Error::PinMismatch { .. } => Some(
                 "the file behind the URL changed, or the pin is wrong: check the sha256 published for it and update `sha256` in the spec".to_string(),
             ),
-            Error::UrlTransfer { url, source, .. } => crate::url_source::transfer_hint(url, source),
+            Error::UrlTransfer {
+                civitai, source, ..
+            } => url_transfer_hint(*civitai, source),
             Error::DiskFull { dir, size, .. } => Some(format!(
                 "free at least {} on the disk holding {} (or point HF_HUB_CACHE / --cache-dir elsewhere); files already downloaded are kept",
                 human_bytes(*size),
@@ -331,6 +337,41 @@ impl Error {
 impl From<crate::pipeline::select::SelectError> for Error {
     fn from(e: crate::pipeline::select::SelectError) -> Error {
         Error::Select(Box::new(e))
+    }
+}
+
+/// What to do about a failed download from a URL (for [`Error::hint`]).
+fn url_transfer_hint(civitai: bool, e: &pipefetch_hub_client::Error) -> Option<String> {
+    use pipefetch_hub_client::Error as E;
+    let status = http_status(e);
+    if matches!(status, Some(401 | 403)) {
+        return Some(if civitai {
+            "set CIVITAI_TOKEN to a valid civitai.com API key (https://civitai.com/user/account) of an account that may download this model".to_string()
+        } else {
+            "the server refused access: the URL may need a token, or a presigned link may have expired".to_string()
+        });
+    }
+    if status == Some(404) {
+        return Some("check the URL: the server has no file there".to_string());
+    }
+    match e {
+        E::RetriesExhausted { last, .. } => url_transfer_hint(civitai, last),
+        E::Timeout { .. } | E::Stalled { .. } | E::BodyCut { .. } | E::Transport { .. } => {
+            Some("rerun: the download resumes from the bytes already on disk".to_string())
+        }
+        E::Connect { .. } => Some("check the network and any proxy settings".to_string()),
+        E::Offline { .. } => e.hint(),
+        _ => None,
+    }
+}
+
+/// The HTTP status of a client error, looking through "retries exhausted".
+pub(crate) fn http_status(e: &pipefetch_hub_client::Error) -> Option<u16> {
+    match e {
+        pipefetch_hub_client::Error::Http { status, .. } => Some(*status),
+        pipefetch_hub_client::Error::InvalidToken { .. } => Some(401),
+        pipefetch_hub_client::Error::RetriesExhausted { last, .. } => http_status(last),
+        _ => None,
     }
 }
 

@@ -78,11 +78,17 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::engine::blocking;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, http_status};
 use crate::verify::Hasher;
 
+mod content;
+mod disposition;
 mod landing;
 mod ranged;
+
+pub use content::expects_weights;
+use content::{not_weights, refused_content_type, sniff, weights_problem};
+use disposition::disposition_filename;
 
 /// The version of the entry and sidecar formats (also in the folder name, `url-cache-v1`).
 const FORMAT_VERSION: u32 = 1;
@@ -99,32 +105,9 @@ const HEAD_BYTES: usize = 4096;
 /// Bytes looked at to tell a page or a JSON document from binary weights.
 const SNIFF_BYTES: usize = 512;
 
-/// The largest safetensors header we believe in (the format's own readers cap it at 100 MB).
-const MAX_SAFETENSORS_HEADER: u64 = 100 << 20;
-
 /// A partial whose writer did not release it is adopted only after it went untouched this long:
 /// its writer is then dead (a live one writes at least every idle timeout).
 const ABANDONED_AFTER: Duration = Duration::from_secs(120);
-
-/// File names (by extension) that hold model weights.
-const WEIGHT_EXTENSIONS: &[&str] = &[
-    "safetensors",
-    "sft",
-    "bin",
-    "ckpt",
-    "pt",
-    "pth",
-    "gguf",
-    "ggml",
-    "onnx",
-    "h5",
-    "msgpack",
-    "pb",
-    "tflite",
-    "ot",
-    "npz",
-    "pkl",
-];
 
 /// The cache of URL downloads, outside the Hub cache's repo folders.
 ///
@@ -659,11 +642,7 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn transfer_error(&self, source: pipefetch_hub_client::Error) -> Error {
-        Error::UrlTransfer {
-            url: self.url.to_string(),
-            name: self.req.name.clone(),
-            source: Box::new(source),
-        }
+        url_transfer_error(self.url.to_string(), self.req, source)
     }
 
     /// A failed write into the partial file of a download of `size` bytes (0 = unknown).
@@ -843,16 +822,6 @@ fn sink_error_hub(ctx: &Ctx<'_>, sink: &UrlSink<'_>, e: pipefetch_hub_client::Er
     ctx.transfer_error(e)
 }
 
-/// The HTTP status of a client error, looking through "retries exhausted".
-fn http_status(e: &pipefetch_hub_client::Error) -> Option<u16> {
-    match e {
-        pipefetch_hub_client::Error::Http { status, .. } => Some(*status),
-        pipefetch_hub_client::Error::InvalidToken { .. } => Some(401),
-        pipefetch_hub_client::Error::RetriesExhausted { last, .. } => http_status(last),
-        _ => None,
-    }
-}
-
 /// What the finished partial needs to be checked and committed.
 struct Finished {
     data: PathBuf,
@@ -972,6 +941,16 @@ pub fn auth_for(url: &Url, civitai_token: Option<&Token>) -> Option<Auth> {
 }
 
 /// Whether `url` is civitai.com (or a subdomain) over https.
+/// [`Error::UrlTransfer`] for a failed download of `id` (the URL without its token).
+fn url_transfer_error(id: String, req: &UrlRequest, source: pipefetch_hub_client::Error) -> Error {
+    Error::UrlTransfer {
+        civitai: is_civitai(&req.url),
+        url: id,
+        name: req.name.clone(),
+        source: Box::new(source),
+    }
+}
+
 fn is_civitai(url: &Url) -> bool {
     if url.scheme() != "https" {
         return false;
@@ -981,17 +960,6 @@ fn is_civitai(url: &Url) -> bool {
     };
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     host == "civitai.com" || host.ends_with(".civitai.com")
-}
-
-/// Does this file name denote weights (safetensors, bin, ckpt, pt, pth, gguf, onnx…)?
-pub fn expects_weights(name: &str) -> bool {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    base.rsplit_once('.').is_some_and(|(stem, ext)| {
-        !stem.is_empty()
-            && WEIGHT_EXTENSIONS
-                .iter()
-                .any(|w| ext.eq_ignore_ascii_case(w))
-    })
 }
 
 /// Writes a URL download to its partial file, hashing what it writes, and refuses a page or a
@@ -1205,245 +1173,6 @@ impl BodySink for UrlSink<'_> {
     }
 }
 
-/// Why `content_type` is not a weights file, if it says so.
-fn refused_content_type(content_type: Option<&str>) -> Option<String> {
-    let mime = content_type?.split(';').next()?.trim().to_ascii_lowercase();
-    let what = match mime.as_str() {
-        "text/html" | "application/xhtml+xml" => "an HTML page",
-        "application/json" | "text/json" | "application/problem+json" => "a JSON document",
-        "text/xml" | "application/xml" => "an XML document",
-        _ => return None,
-    };
-    Some(format!("{what} (Content-Type: {mime})"))
-}
-
-/// Whether a file's first bytes are a page or a JSON document rather than binary weights.
-fn sniff(head: &[u8]) -> Option<&'static str> {
-    let window = &head[..head.len().min(SNIFF_BYTES)];
-    // Weights are binary: their first bytes hold NULs (a safetensors length, a pickle, a zip or
-    // GGUF header). Text without any cannot be a model.
-    if window.contains(&0) {
-        return None;
-    }
-    let text = window.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(window);
-    let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
-    let text = &text[start..];
-    let lower: Vec<u8> = text.iter().take(64).map(u8::to_ascii_lowercase).collect();
-    match lower.first() {
-        Some(b'<') => {
-            let html = [
-                b"<!doctype html".as_slice(),
-                b"<html",
-                b"<head",
-                b"<body",
-                b"<!--",
-            ]
-            .iter()
-            .any(|p| lower.starts_with(p))
-                || window.windows(5).any(|w| w.eq_ignore_ascii_case(b"<html"));
-            if html {
-                Some("an HTML page")
-            } else if lower.starts_with(b"<?xml")
-                || lower
-                    .get(1)
-                    .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'!')
-            {
-                Some("an XML or HTML document")
-            } else {
-                None
-            }
-        }
-        Some(b'{') | Some(b'[') => Some("a JSON document"),
-        _ => None,
-    }
-}
-
-/// Why a complete file named `name` is not weights, if it is not.
-fn weights_problem(file: &mut File, head: &[u8], len: u64, name: &str) -> Option<String> {
-    if len == 0 {
-        return Some("an empty file".to_string());
-    }
-    if let Some(what) = sniff(head) {
-        return Some(what.to_string());
-    }
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    if matches!(ext.as_deref(), Some("safetensors" | "sft")) {
-        return safetensors_problem(file, head, len);
-    }
-    None
-}
-
-/// Checks the safetensors framing: an 8-byte little-endian length N (below 100 MiB), then an
-/// N-byte JSON header `{…}` (padded with spaces), all inside the file.
-fn safetensors_problem(file: &mut File, head: &[u8], len: u64) -> Option<String> {
-    let bad = |why: String| Some(format!("a file that is not in safetensors format ({why})"));
-    let (Some(prefix), Some(first)) = (head.get(..8), head.get(8)) else {
-        return bad(format!("only {len} bytes"));
-    };
-    let mut n = [0u8; 8];
-    n.copy_from_slice(prefix);
-    let n = u64::from_le_bytes(n);
-    if !(2..MAX_SAFETENSORS_HEADER).contains(&n) {
-        return bad(format!("its header length would be {n} bytes"));
-    }
-    if 8 + n > len {
-        return bad(format!("its header claims {n} bytes, the file has {len}"));
-    }
-    if *first != b'{' {
-        return bad("the header does not start with `{`".to_string());
-    }
-    let tail = n.min(64);
-    let mut buf = vec![0u8; tail as usize];
-    let read = file
-        .seek(SeekFrom::Start(8 + n - tail))
-        .and_then(|_| file.read_exact(&mut buf));
-    if read.is_err() {
-        return bad("its header could not be read".to_string());
-    }
-    match buf.iter().rev().find(|b| **b != b' ') {
-        Some(b'}') => None,
-        _ => bad("the header does not end with `}`".to_string()),
-    }
-}
-
-/// The error for a refused body, with what to do about it.
-fn not_weights(id: &str, civitai: bool, name: &str, authenticated: bool, what: String) -> Error {
-    let hint = if civitai && !authenticated {
-        "set CIVITAI_TOKEN to a civitai.com API key (https://civitai.com/user/account): without one, some models answer with a login or error page instead of the file".to_string()
-    } else if civitai {
-        "the civitai API key was sent, but the server still answered with a page: check that CIVITAI_TOKEN is valid and that the model can be downloaded by your account".to_string()
-    } else {
-        format!(
-            "the URL returned {what} (a login or error page?): open it in a browser, and use a direct download link"
-        )
-    };
-    Error::NotWeights {
-        url: id.to_string(),
-        name: name.to_string(),
-        what,
-        hint,
-    }
-}
-
-/// What to do about a failed download of `url` (for [`Error::hint`]).
-pub(crate) fn transfer_hint(url: &str, e: &pipefetch_hub_client::Error) -> Option<String> {
-    use pipefetch_hub_client::Error as E;
-    let status = http_status(e);
-    if matches!(status, Some(401 | 403)) {
-        let civitai = Url::parse(url).is_ok_and(|u| is_civitai(&u));
-        return Some(if civitai {
-            "set CIVITAI_TOKEN to a valid civitai.com API key (https://civitai.com/user/account) of an account that may download this model".to_string()
-        } else {
-            "the server refused access: the URL may need a token, or a presigned link may have expired".to_string()
-        });
-    }
-    if status == Some(404) {
-        return Some("check the URL: the server has no file there".to_string());
-    }
-    match e {
-        E::RetriesExhausted { last, .. } => transfer_hint(url, last),
-        E::Timeout { .. } | E::Stalled { .. } | E::BodyCut { .. } | E::Transport { .. } => {
-            Some("rerun: the download resumes from the bytes already on disk".to_string())
-        }
-        E::Connect { .. } => Some("check the network and any proxy settings".to_string()),
-        E::Offline { .. } => e.hint(),
-        _ => None,
-    }
-}
-
-/// The file name in a `Content-Disposition` header (`filename*=UTF-8''…` preferred over
-/// `filename=…`), reduced to a bare name: no folders, no `..`, no control characters.
-fn disposition_filename(value: &str) -> Option<String> {
-    let mut plain = None;
-    let mut extended = None;
-    for param in split_params(value) {
-        let Some((k, v)) = param.split_once('=') else {
-            continue;
-        };
-        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-        if k == "filename*" {
-            let mut parts = v.splitn(3, '\'');
-            if let (Some(charset), Some(_lang), Some(encoded)) =
-                (parts.next(), parts.next(), parts.next())
-                && (charset.eq_ignore_ascii_case("utf-8") || charset.is_empty())
-            {
-                extended = percent_decode(encoded).and_then(|b| String::from_utf8(b).ok());
-            }
-        } else if k == "filename" {
-            plain = Some(unquote(v));
-        }
-    }
-    let name = extended.or(plain)?;
-    let base = name.rsplit(['/', '\\']).next().unwrap_or(&name).trim();
-    let bad = base.is_empty() || base == "." || base == ".." || base.chars().any(char::is_control);
-    (!bad).then(|| base.to_string())
-}
-
-/// Splits header parameters on `;` outside quoted strings.
-fn split_params(value: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let (mut quoted, mut escaped) = (false, false);
-    for c in value.chars() {
-        match c {
-            _ if escaped => {
-                escaped = false;
-                cur.push(c);
-            }
-            '\\' if quoted => {
-                escaped = true;
-                cur.push(c);
-            }
-            '"' => {
-                quoted = !quoted;
-                cur.push(c);
-            }
-            ';' if !quoted => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-    }
-    out.push(cur);
-    out
-}
-
-/// `"a \"b\""` → `a "b"`; an unquoted token as is.
-fn unquote(v: &str) -> String {
-    let Some(inner) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
-        return v.to_string();
-    };
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(next) = chars.next() {
-                out.push(next);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// `%XX` decoding; `None` on a malformed escape.
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
 /// The URL as the cache names it: parsed and printed again, without `token` query parameters.
 pub(crate) fn cache_url(url: &str) -> String {
     let Ok(mut parsed) = Url::parse(url) else {
@@ -1511,6 +1240,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::content::safetensors_problem;
     use super::*;
 
     #[test]

@@ -92,8 +92,9 @@ impl Destination for UrlBlob {
     }
 
     fn transfer_error(&self, job: &BlobJob, source: pipefetch_hub_client::Error) -> Error {
-        match Error::transfer(job, &self.dir(), source) {
+        match Error::transfer(&job.source, &job.path, job.size, &self.dir(), source) {
             Error::Transfer { source, .. } => Error::UrlTransfer {
+                civitai: Url::parse(&self.id).is_ok_and(|u| is_civitai(&u)),
                 url: self.id.clone(),
                 name: self.name.clone(),
                 source,

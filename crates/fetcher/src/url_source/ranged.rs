@@ -17,11 +17,11 @@ use pipefetch_hub_client::ByteRange;
 use super::landing::UrlBlob;
 use super::{
     EntryFile, FORMAT_VERSION, PartialState, SNIFF_BYTES, UrlCache, UrlEntry, UrlRequest,
-    Validators, cached, disposition_filename, expects_weights, fetch_stream, http_status, key,
-    not_weights, pin_of, refused_content_type, sniff, write_json,
+    Validators, cached, disposition_filename, expects_weights, fetch_stream, key, not_weights,
+    pin_of, refused_content_type, sniff, url_transfer_error, write_json,
 };
 use crate::engine::{BlobJob, Destination as _, Engine, Prefetched, Start, blocking};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, http_status};
 use crate::progress::{Event, FileId};
 use crate::verify::Expected;
 
@@ -86,11 +86,7 @@ impl Engine {
                 return Box::pin(self.fetch_url(file, path, req, cache)).await;
             }
             Err(e) => {
-                return Err(Error::UrlTransfer {
-                    url: id,
-                    name: req.name.clone(),
-                    source: Box::new(e),
-                });
+                return Err(url_transfer_error(id, req, e));
             }
         };
         let total = match (head.status, head.content_range) {

@@ -51,7 +51,7 @@ pub trait Destination: Send + Sync + std::fmt::Debug {
 
     /// The error for a failed transfer of `job` into this destination.
     fn transfer_error(&self, job: &BlobJob, source: pipefetch_hub_client::Error) -> Error {
-        Error::transfer(job, &self.dir(), source)
+        Error::transfer(&job.source, &job.path, job.size, &self.dir(), source)
     }
 }
 
