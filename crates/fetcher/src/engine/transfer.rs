@@ -183,16 +183,19 @@ impl FileLoop<'_> {
                     "a file has missing bytes but no work left".into(),
                 ));
             }
-            // Work nobody does waits in line for a slot; splitting only takes a slot that is
-            // free (a file not started yet comes first: a split costs a connection).
+            // Work nobody does waits in line for a slot; splitting only takes slots that are
+            // free (a file not started yet comes first: a split costs a connection). Every free
+            // slot is taken at once: a budget that just grew is used from its next tick, not
+            // one slot per tick.
             if acquire.is_none() && !budget.over_limit() {
                 if ranges.has_queued_work() {
                     let b = Arc::clone(&budget);
                     acquire = Some(Box::pin(async move { b.acquire().await }));
-                } else if ranges.can_split(min_split)
-                    && let Some(permit) = budget.try_acquire()
-                {
-                    self.assign(permit);
+                } else {
+                    while ranges.can_split(min_split)
+                        && let Some(permit) = budget.try_acquire()
+                        && self.assign(permit)
+                    {}
                 }
             }
             self.follower.start(ranges.frontier());
@@ -230,15 +233,20 @@ impl FileLoop<'_> {
 
     /// Gives a free slot work, or gives the slot back. It splits a range only when no other
     /// transfer waits for a slot.
-    fn assign(&mut self, permit: Permit) {
+    /// Whether it was given work.
+    fn assign(&mut self, permit: Permit) -> bool {
         let budget = self.engine.budget();
         if budget.over_limit() {
-            return;
+            return false;
         }
         let split = (!budget.has_waiters()).then_some(self.engine.settings().min_chunk);
         let id = self.new_id();
-        if let Some(work) = self.ctx.ranges.next_work(id, split) {
-            self.spawn(id, work, permit, None);
+        match self.ctx.ranges.next_work(id, split) {
+            Some(work) => {
+                self.spawn(id, work, permit, None);
+                true
+            }
+            None => false,
         }
     }
 

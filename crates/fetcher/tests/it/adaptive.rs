@@ -167,7 +167,8 @@ async fn a_burst_of_429_shrinks_the_budget() {
         .filter(|(_, _, why)| why.contains("429"))
         .collect();
     assert_eq!(cuts.len(), 1, "{changes:?}");
-    assert_eq!((cuts[0].0, cuts[0].1), (8, 4), "{changes:?}");
+    let (from, to) = (cuts[0].0, cuts[0].1);
+    assert!(from > 1 && to == from / 2, "{changes:?}");
 }
 
 #[tokio::test]
