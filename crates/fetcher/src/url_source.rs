@@ -332,15 +332,14 @@ impl UrlCache {
         self.root.join("partial")
     }
 
-    /// Sidecars of partial downloads of `id` worth resuming, with their sidecar paths, the most
-    /// advanced first.
-    fn partial_candidates(&self, key: &str, id: &str) -> Vec<(PartialState, PathBuf)> {
+    /// The sidecars of partial downloads of `id` (this format, this URL) with their paths.
+    /// Blocking.
+    fn partial_sidecars(&self, key: &str, id: &str) -> Vec<(PartialState, PathBuf)> {
         let Ok(dir) = fs::read_dir(self.partial_dir()) else {
             return Vec::new();
         };
         let prefix = format!("{key}.");
-        let mut found: Vec<(PartialState, PathBuf)> = dir
-            .filter_map(|e| e.ok())
+        dir.filter_map(|e| e.ok())
             .filter(|e| {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
@@ -348,13 +347,20 @@ impl UrlCache {
             })
             .filter_map(|e| {
                 let state: PartialState = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
-                let data = data_path(&e.path());
-                let len = fs::metadata(&data).ok()?.len();
-                (state.version == FORMAT_VERSION
-                    && state.url == id
-                    && state.verified_len > 0
-                    && len >= state.verified_len)
-                    .then(|| (state, e.path()))
+                (state.version == FORMAT_VERSION && state.url == id).then(|| (state, e.path()))
+            })
+            .collect()
+    }
+
+    /// Sidecars of one-stream partial downloads of `id` worth resuming, with their sidecar
+    /// paths, the most advanced first.
+    fn partial_candidates(&self, key: &str, id: &str) -> Vec<(PartialState, PathBuf)> {
+        let mut found: Vec<(PartialState, PathBuf)> = self
+            .partial_sidecars(key, id)
+            .into_iter()
+            .filter(|(state, sidecar)| {
+                state.verified_len > 0
+                    && fs::metadata(data_path(sidecar)).is_ok_and(|m| m.len() >= state.verified_len)
             })
             .collect();
         found.sort_by_key(|(state, _)| std::cmp::Reverse(state.verified_len));

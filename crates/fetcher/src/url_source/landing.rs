@@ -75,20 +75,7 @@ impl Destination for UrlBlob {
             .open(&data)
             .map_err(|e| Error::io("create", &data, e))?;
         let sidecar = sidecar_path(&data);
-        let state = PartialState {
-            version: FORMAT_VERSION,
-            url: self.id.clone(),
-            released: false,
-            ..self.state.clone()
-        };
-        write_json(&sidecar, &state).map_err(|e| Error::io("write", &sidecar, e))?;
-        Ok(Box::new(UrlLanding {
-            dest: self.clone(),
-            data,
-            sidecar,
-            file,
-            state,
-        }))
+        self.landing(data, sidecar, file)
     }
 
     fn transfer_error(&self, job: &BlobJob, source: pipefetch_hub_client::Error) -> Error {
@@ -112,13 +99,18 @@ impl UrlBlob {
             .write(true)
             .open(&data)
             .map_err(|e| Error::io("open", &data, e))?;
+        self.landing(data, sidecar, file)
+    }
+
+    /// The landing writing into `data`, its sidecar recording this run's answer (an adopted
+    /// partial's earlier headers are replaced: the validators are the same).
+    fn landing(&self, data: PathBuf, sidecar: PathBuf, file: File) -> Result<Box<dyn Landing>> {
         let state = PartialState {
             version: FORMAT_VERSION,
             url: self.id.clone(),
             released: false,
             ..self.state.clone()
         };
-        // The answer's headers of this run replace the earlier ones (same validators).
         write_json(&sidecar, &state).map_err(|e| Error::io("write", &sidecar, e))?;
         Ok(Box::new(UrlLanding {
             dest: self.clone(),
@@ -238,26 +230,15 @@ impl UrlCache {
     /// Ranged partial downloads of `id` with bytes worth resuming, the most advanced first.
     /// Blocking.
     pub(super) fn ranged_candidates(&self, key: &str, id: &str) -> Vec<RangedCandidate> {
-        let Ok(dir) = fs::read_dir(self.partial_dir()) else {
-            return Vec::new();
-        };
-        let prefix = format!("{key}.");
-        let mut found: Vec<RangedCandidate> = dir
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name.starts_with(&prefix) && name.ends_with(".incomplete.json")
-            })
-            .filter_map(|e| {
-                let state: PartialState = serde_json::from_slice(&fs::read(e.path()).ok()?).ok()?;
-                if state.version != FORMAT_VERSION || state.url != id || state.verified_len > 0 {
-                    return None;
-                }
-                let table = resume::load(&data_path(&e.path()), key, state.size?)?;
-                (table.done_bytes() > 0).then(|| RangedCandidate {
+        let mut found: Vec<RangedCandidate> = self
+            .partial_sidecars(key, id)
+            .into_iter()
+            .filter(|(state, _)| state.verified_len == 0)
+            .filter_map(|(state, sidecar)| {
+                let table = resume::load(&data_path(&sidecar), key, state.size?)?;
+                (table.done_bytes() > 0).then_some(RangedCandidate {
                     state,
-                    sidecar: e.path(),
+                    sidecar,
                     table,
                 })
             })
