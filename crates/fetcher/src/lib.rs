@@ -114,7 +114,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-pub use engine::{BudgetMode, EngineSettings};
+pub use engine::{BudgetMode, EngineSettings, INITIAL_CONNECTIONS};
 pub use error::{Error, Result, human_bytes};
 pub use hf::{FileRequest, Snapshot, SnapshotFile, SnapshotRequest};
 pub use lock::{Lock, LockedFile, LockedSource};

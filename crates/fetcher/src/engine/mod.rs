@@ -42,7 +42,7 @@ use pipefetch_hub_client::{Auth, HubClient, Url};
 use tokio::sync::Semaphore;
 
 pub(crate) use budget::Budget;
-pub use budget::BudgetMode;
+pub use budget::{BudgetMode, INITIAL as INITIAL_CONNECTIONS};
 pub use dest::content::ContentBlob;
 pub use dest::hub::HubBlob;
 pub use dest::{Destination, Landing};
