@@ -27,50 +27,24 @@ pub fn init_logging(verbose: u8) {
         .try_init();
 }
 
-/// Prints an error with its causes and, when one is known, a hint.
+/// Prints an error with its causes and, when one is known, a hint (the first any layer knows).
 pub fn print_error(err: &anyhow::Error) {
     let mut out = std::io::stderr().lock();
     let _ = writeln!(out, "error: {err}");
-    let mut seen = err.to_string();
-    for cause in err.chain().skip(1) {
-        let text = cause.to_string();
-        // Layers that wrap with `#[error(transparent)]` or repeat their cause add nothing.
-        if seen.contains(&text) {
-            continue;
-        }
-        let _ = writeln!(out, "  caused by: {text}");
-        seen.push_str(&text);
+    let root: &(dyn std::error::Error + 'static) = err.as_ref();
+    for cause in pipefetch_fetcher::distinct_causes(root) {
+        let _ = writeln!(out, "  caused by: {cause}");
     }
-    if let Some(hint) = hint_of(err) {
+    let hint = err.chain().find_map(|layer| {
+        pipefetch_fetcher::hint_of_layer(layer).or_else(|| {
+            layer
+                .downcast_ref::<pipefetch_mirror::Error>()
+                .and_then(pipefetch_mirror::Error::hint)
+        })
+    });
+    if let Some(hint) = hint {
         let _ = writeln!(out, "  hint: {hint}");
     }
-}
-
-/// The first hint any layer of the chain knows.
-fn hint_of(err: &anyhow::Error) -> Option<String> {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<pipefetch_fetcher::Error>()
-            && let Some(h) = e.hint()
-        {
-            return Some(h);
-        }
-        if let Some(e) = cause.downcast_ref::<pipefetch_hub_client::Error>()
-            && let Some(h) = e.hint()
-        {
-            return Some(h);
-        }
-        if let Some(e) = cause.downcast_ref::<pipefetch_hub_cache::Error>()
-            && let Some(h) = e.hint()
-        {
-            return Some(h);
-        }
-        if let Some(e) = cause.downcast_ref::<pipefetch_mirror::Error>()
-            && let Some(h) = e.hint()
-        {
-            return Some(h);
-        }
-    }
-    None
 }
 
 /// Writes each event as one JSON line on stderr.

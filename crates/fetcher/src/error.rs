@@ -340,6 +340,40 @@ impl From<crate::pipeline::select::SelectError> for Error {
     }
 }
 
+/// The hint one layer of an error chain knows, if it is an error of pipefetch's crates (this one,
+/// the Hub client, the cache). A front end walks the chain and shows the first: the CLI and the
+/// Python package say the same thing for the same failure.
+pub fn hint_of_layer(layer: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use pipefetch_hub_client::Error as HubError;
+    layer
+        .downcast_ref::<Error>()
+        .and_then(Error::hint)
+        .or_else(|| layer.downcast_ref::<HubError>().and_then(HubError::hint))
+        .or_else(|| layer.downcast_ref::<Box<HubError>>().and_then(|e| e.hint()))
+        .or_else(|| {
+            layer
+                .downcast_ref::<pipefetch_hub_cache::Error>()
+                .and_then(pipefetch_hub_cache::Error::hint)
+        })
+}
+
+/// The causes below `err` worth showing a person, outermost first: a layer that wraps with
+/// `#[error(transparent)]` or repeats its cause adds nothing and is left out.
+pub fn distinct_causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut seen = err.to_string();
+    let mut causes = Vec::new();
+    let mut layer = err.source();
+    while let Some(cause) = layer {
+        let text = cause.to_string();
+        if !seen.contains(&text) {
+            seen.push_str(&text);
+            causes.push(text);
+        }
+        layer = cause.source();
+    }
+    causes
+}
+
 /// What to do about a failed download from a URL (for [`Error::hint`]).
 fn url_transfer_hint(civitai: bool, e: &pipefetch_hub_client::Error) -> Option<String> {
     use pipefetch_hub_client::Error as E;

@@ -115,7 +115,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 pub use engine::{BudgetMode, EngineSettings, INITIAL_CONNECTIONS};
-pub use error::{Error, Result, human_bytes};
+pub use error::{Error, Result, distinct_causes, hint_of_layer, human_bytes};
 pub use hf::{FileRequest, Snapshot, SnapshotFile, SnapshotRequest};
 pub use lock::{Lock, LockedFile, LockedSource};
 pub use patterns::PathFilter;

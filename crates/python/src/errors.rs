@@ -66,22 +66,13 @@ impl Failure {
 }
 
 /// The CLI's rendering of an error: the message, then `caused by:` for each cause that adds
-/// something, then the first hint of any layer. The CLI prints `error: ` before the first line.
+/// something, then the hint. The CLI prints `error: ` before the first line.
 fn render(err: &(dyn std::error::Error + 'static), hint: Option<&str>) -> (String, Vec<String>) {
+    let causes = pipefetch_fetcher::distinct_causes(err);
     let mut text = err.to_string();
-    let mut seen = text.clone();
-    let mut causes = Vec::new();
-    let mut cur = err.source();
-    while let Some(cause) = cur {
-        let line = cause.to_string();
-        // Layers that wrap with `#[error(transparent)]` or repeat their cause add nothing.
-        if !seen.contains(&line) {
-            text.push_str("\n  caused by: ");
-            text.push_str(&line);
-            seen.push_str(&line);
-            causes.push(line);
-        }
-        cur = cause.source();
+    for cause in &causes {
+        text.push_str("\n  caused by: ");
+        text.push_str(cause);
     }
     if let Some(hint) = hint {
         text.push_str("\n  hint: ");
@@ -90,23 +81,14 @@ fn render(err: &(dyn std::error::Error + 'static), hint: Option<&str>) -> (Strin
     (text, causes)
 }
 
-/// The first hint any layer of the chain knows (the order the CLI looks in).
+/// The first hint any layer of the chain knows (as the CLI finds it).
 fn hint_of(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur = Some(err);
-    while let Some(e) = cur {
-        if let Some(h) = e
-            .downcast_ref::<pipefetch_fetcher::Error>()
-            .and_then(|e| e.hint())
-            .or_else(|| e.downcast_ref::<HubError>().and_then(HubError::hint))
-            .or_else(|| e.downcast_ref::<Box<HubError>>().and_then(|b| b.hint()))
-            .or_else(|| {
-                e.downcast_ref::<pipefetch_hub_cache::Error>()
-                    .and_then(|e| e.hint())
-            })
-        {
-            return Some(h);
+    let mut layer = Some(err);
+    while let Some(e) = layer {
+        if let Some(hint) = pipefetch_fetcher::hint_of_layer(e) {
+            return Some(hint);
         }
-        cur = e.source();
+        layer = e.source();
     }
     None
 }
