@@ -118,6 +118,7 @@ fn ci() -> Result<()> {
     // A dry run of publishing: every publishable crate is packaged and built from its package
     // (catches a missing file, a path dependency without a version, a broken manifest).
     util::step("cargo package (publishable crates)", || {
+        util::forget_unpacked_workspace_crates()?;
         let unpublished = util::unpublished_packages()?;
         let mut args = vec!["package", "--workspace", "--locked"];
         for name in &unpublished {

@@ -57,6 +57,15 @@ pub fn cargo_with_env(args: &[&str], envs: &[(&str, &std::ffi::OsStr)]) -> Resul
 /// extension, which ships to PyPI): a packaging dry run leaves them out. Read from the manifests'
 /// `[package]` tables, which are ours and simple.
 pub fn unpublished_packages() -> Result<Vec<String>> {
+    Ok(workspace_packages()?
+        .into_iter()
+        .filter(|(_, published)| !published)
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// Every package of the workspace (xtask and `crates/*`): its name and whether it is published.
+fn workspace_packages() -> Result<Vec<(String, bool)>> {
     let mut manifests = vec![root().join("xtask/Cargo.toml")];
     for entry in std::fs::read_dir(root().join("crates"))? {
         manifests.push(entry?.path().join("Cargo.toml"));
@@ -72,12 +81,54 @@ pub fn unpublished_packages() -> Result<Vec<String>> {
                 (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
             })
         };
-        if field("publish").as_deref() == Some("false") {
-            out.extend(field("name"));
+        if let Some(name) = field("name") {
+            out.push((name, field("publish").as_deref() != Some("false")));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// `cargo package --workspace` builds each crate against the others' packaged sources, which
+/// cargo unpacks under `$CARGO_HOME/registry/src/-<hash>/` (a local registry of its own) and
+/// never unpacks again for the same name and version: with a CARGO_HOME kept between runs, a later
+/// run would build against an earlier run's sources and fail on any API added since. Those
+/// unpacked copies of this workspace's crates are removed first; nothing else is touched.
+pub fn forget_unpacked_workspace_crates() -> Result<()> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = cargo_home.map(|h| h.join("registry").join("src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return Ok(());
+    };
+    let names: Vec<String> = workspace_packages()?.into_iter().map(|(n, _)| n).collect();
+    for registry in registries.flatten() {
+        // Registries with a host (crates.io's `index.crates.io-…`) are never ours.
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            let ours = names.iter().any(|name| {
+                file.strip_prefix(name.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                std::fs::remove_dir_all(entry.path()).with_context(|| {
+                    format!("could not remove the stale {}", entry.path().display())
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs a command to completion, inheriting stdio.
