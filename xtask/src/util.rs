@@ -91,11 +91,13 @@ fn workspace_packages() -> Result<Vec<(String, bool)>> {
 
 /// `cargo package --workspace` builds each crate against the others' packaged sources, which
 /// cargo unpacks under `$CARGO_HOME/registry/src/-<hash>/` (a local registry of its own) and
-/// never unpacks again for the same name and version; and it never rebuilds a registry crate it
-/// built once (its fingerprint is the version, "Precalculated"). With a CARGO_HOME or a target
-/// folder kept between runs, a later run built the CLI against an earlier run's fetcher and failed
-/// on a function added since. Both are removed first for this workspace's crates, and nothing
-/// else: only local registries' folders, only fingerprints of registry builds.
+/// never unpacks again for the same name and version. Once unpacked, their files carry the
+/// tarball's fixed mtime (2006), so a build of them from an earlier run always looks fresh. With a
+/// CARGO_HOME or a target folder kept between runs, the CLI was verified against an earlier run's
+/// fetcher and failed on a function added since. So first: the unpacked copies of this
+/// workspace's published crates are removed (only in local registries' folders), and so are
+/// their debug fingerprints (cargo rebuilds what has none; nothing else is
+/// touched).
 pub fn forget_unpacked_workspace_crates() -> Result<()> {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -106,7 +108,11 @@ pub fn forget_unpacked_workspace_crates() -> Result<()> {
     let Ok(registries) = std::fs::read_dir(&src) else {
         return Ok(());
     };
-    let names: Vec<String> = workspace_packages()?.into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = workspace_packages()?
+        .into_iter()
+        .filter(|(_, published)| *published)
+        .map(|(name, _)| name)
+        .collect();
     for registry in registries.flatten() {
         // Registries with a host (crates.io's `index.crates.io-…`) are never ours.
         if !registry.file_name().to_string_lossy().starts_with('-') {
@@ -130,39 +136,24 @@ pub fn forget_unpacked_workspace_crates() -> Result<()> {
             }
         }
     }
-    for profile in ["debug", "release"] {
-        let Ok(entries) = std::fs::read_dir(target_dir().join(profile).join(".fingerprint")) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let file = entry.file_name();
-            let file = file.to_string_lossy();
-            let ours = names.iter().any(|name| {
-                file.strip_prefix(name.as_str())
-                    .and_then(|rest| rest.strip_prefix('-'))
-                    .is_some_and(|hash| {
-                        hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit())
-                    })
-            });
-            if ours && registry_build(&entry.path()) {
-                std::fs::remove_dir_all(entry.path()).with_context(|| {
-                    format!("could not remove the stale {}", entry.path().display())
-                })?;
-            }
+    let Ok(entries) = std::fs::read_dir(target_dir().join("debug").join(".fingerprint")) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        let ours = names.iter().any(|name| {
+            file.strip_prefix(name.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|hash| hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+        });
+        if ours {
+            std::fs::remove_dir_all(entry.path()).with_context(|| {
+                format!("could not remove the stale {}", entry.path().display())
+            })?;
         }
     }
     Ok(())
-}
-
-/// Whether a fingerprint folder is that of a registry build (fingerprinted by its version).
-fn registry_build(fingerprint: &Path) -> bool {
-    let Ok(files) = std::fs::read_dir(fingerprint) else {
-        return false;
-    };
-    files.flatten().any(|f| {
-        f.path().extension().is_some_and(|e| e == "json")
-            && std::fs::read_to_string(f.path()).is_ok_and(|t| t.contains("\"Precalculated\""))
-    })
 }
 
 /// Runs a command to completion, inheriting stdio.
