@@ -105,55 +105,53 @@ pub fn forget_unpacked_workspace_crates() -> Result<()> {
     let Some(src) = cargo_home.map(|h| h.join("registry").join("src")) else {
         return Ok(());
     };
-    let Ok(registries) = std::fs::read_dir(&src) else {
-        return Ok(());
-    };
     let names: Vec<String> = workspace_packages()?
         .into_iter()
         .filter(|(_, published)| *published)
         .map(|(name, _)| name)
         .collect();
-    for registry in registries.flatten() {
-        // Registries with a host (crates.io's `index.crates.io-…`) are never ours.
-        if !registry.file_name().to_string_lossy().starts_with('-') {
-            continue;
-        }
-        let Ok(entries) = std::fs::read_dir(registry.path()) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let file = entry.file_name();
-            let file = file.to_string_lossy();
-            let ours = names.iter().any(|name| {
-                file.strip_prefix(name.as_str())
-                    .and_then(|rest| rest.strip_prefix('-'))
-                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
-            });
-            if ours {
-                std::fs::remove_dir_all(entry.path()).with_context(|| {
-                    format!("could not remove the stale {}", entry.path().display())
-                })?;
+    // `<name>-<version>` in local registries (`-<hash>/`; crates.io's folder is never ours), and
+    // `<name>-<16 hex>` among the debug fingerprints.
+    let mut stale = Vec::new();
+    if let Ok(registries) = std::fs::read_dir(&src) {
+        for registry in registries.flatten() {
+            if registry.file_name().to_string_lossy().starts_with('-') {
+                stale.extend(entries_of(&registry.path(), &names, |version| {
+                    version.starts_with(|c: char| c.is_ascii_digit())
+                }));
             }
         }
     }
-    let Ok(entries) = std::fs::read_dir(target_dir().join("debug").join(".fingerprint")) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let file = file.to_string_lossy();
-        let ours = names.iter().any(|name| {
-            file.strip_prefix(name.as_str())
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|hash| hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
-        });
-        if ours {
-            std::fs::remove_dir_all(entry.path()).with_context(|| {
-                format!("could not remove the stale {}", entry.path().display())
-            })?;
-        }
+    stale.extend(entries_of(
+        &target_dir().join("debug").join(".fingerprint"),
+        &names,
+        |hash| hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+    ));
+    for path in stale {
+        std::fs::remove_dir_all(&path)
+            .with_context(|| format!("could not remove the stale {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The entries of `dir` named `<one of names>-<rest>` where `rest` passes `suffix`.
+fn entries_of(dir: &Path, names: &[String], suffix: impl Fn(&str) -> bool) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            let file = entry.file_name();
+            let file = file.to_string_lossy();
+            names.iter().any(|name| {
+                file.strip_prefix(name.as_str())
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(&suffix)
+            })
+        })
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// Runs a command to completion, inheriting stdio.
